@@ -1,0 +1,187 @@
+"""The learner side: online and target networks, optimizer, acting, one gradient update, target sync.
+
+The math of the loss lives in :mod:`dqnkit.losses`; this module wires networks to it.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+from dqnkit.config import Config
+from dqnkit.explore import epsilon_greedy
+from dqnkit.losses import categorical_loss, categorical_projection, td_target, value_loss
+from dqnkit.networks import QNetwork
+from dqnkit.types import Batch
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        from dqnkit.errors import ConfigError
+        raise ConfigError("device 'cuda' was requested but torch sees no CUDA GPU; use --set device=cpu or auto")
+    return dev
+
+
+def make_optimizer(cfg: Config, params, device: torch.device) -> torch.optim.Optimizer:
+    # A fused kernel is several times cheaper per step than the foreach path on small nets (PERF-NOTES).
+    fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.learning_rate, eps=cfg.adam_eps, amsgrad=cfg.amsgrad,
+                                weight_decay=cfg.weight_decay, **fused)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.learning_rate, eps=cfg.adam_eps, amsgrad=cfg.amsgrad,
+                                 weight_decay=cfg.weight_decay, **fused)
+    return torch.optim.RMSprop(params, lr=cfg.learning_rate, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+
+
+class Agent:
+    """Online/target Q-networks and their optimizer.
+
+    ``update(batch)`` takes one gradient step and returns tensors (no host sync) so the
+    training loop decides when to read them.
+    """
+
+    def __init__(self, cfg: Config, obs_shape: tuple, n_actions: int, *, torso: str = "mlp",
+                 device: torch.device | None = None):
+        self.cfg = cfg
+        self.device = device or resolve_device(cfg.device)
+        self.n_actions = n_actions
+        torch.manual_seed(cfg.seed)  # network initialisation only; noise and sampling own their generators
+        self.online = QNetwork(obs_shape, n_actions, net_arch=cfg.net_arch, torso=torso, dueling=cfg.dueling,
+                               noisy=cfg.noisy, noisy_sigma0=cfg.noisy_sigma0, distributional=cfg.distributional,
+                               n_atoms=cfg.n_atoms, v_min=cfg.v_min, v_max=cfg.v_max).to(self.device)
+        self.target = copy.deepcopy(self.online)
+        self.target.requires_grad_(False)
+        self.optimizer = make_optimizer(cfg, self.online.parameters(), self.device)
+        self.noise_gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.params = [p for p in self.online.parameters()]
+        self.updates = 0
+        if cfg.noisy:
+            self.online.reset_noise(self.noise_gen)
+            self.target.reset_noise(self.noise_gen)
+
+    # --- acting ------------------------------------------------------------------------
+    def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(obs, device=self.device)
+
+    @torch.inference_mode()
+    def q_values(self, obs: np.ndarray, *, greedy_net: bool = True) -> np.ndarray:
+        """Q-values (expected values for C51) for a batch of observations; eval mode (mean noisy weights)."""
+        was_training = self.online.training
+        self.online.train(not greedy_net and was_training)
+        q = self.online.q_values(self._obs_tensor(obs))
+        self.online.train(was_training)
+        return q.cpu().numpy()
+
+    @torch.inference_mode()
+    def act(self, obs: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
+        """One forward pass for the whole vector of envs; epsilon-greedy on top (noise does the exploring when noisy)."""
+        if self.cfg.noisy:
+            self.online.reset_noise(self.noise_gen)
+        greedy = self.online.q_values(self._obs_tensor(obs)).argmax(dim=1).cpu().numpy()
+        return epsilon_greedy(greedy, epsilon, self.n_actions, rng)
+
+    # --- learning ----------------------------------------------------------------------
+    @torch.no_grad()
+    def bootstrap_outputs(self, next_obs: torch.Tensor) -> torch.Tensor:
+        """Target-network outputs at s' (Q-values or C51 logits); may be computed once for many updates."""
+        return self.target(next_obs)
+
+    def update(self, batch: Batch, next_target_out: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """One gradient step on ``batch``; returns tensors: loss, td_abs (per sample), mean_q, grad_norm."""
+        cfg = self.cfg
+        if cfg.noisy:
+            self.online.reset_noise(self.noise_gen)
+            self.target.reset_noise(self.noise_gen)
+        if next_target_out is None:
+            next_target_out = self.bootstrap_outputs(batch.next_obs)
+        out = self.online(batch.obs)
+        next_online_q = None
+        if cfg.double_q:
+            with torch.no_grad():
+                next_online_q = self.online.q_values(batch.next_obs)
+        if cfg.distributional:
+            support = self.online.support
+            next_probs_all = next_target_out.softmax(dim=-1)
+            with torch.no_grad():
+                selector = next_online_q if next_online_q is not None else (next_probs_all * support).sum(-1)
+                a_star = selector.argmax(dim=1)
+                next_probs = next_probs_all[torch.arange(a_star.shape[0], device=a_star.device), a_star]
+                target_probs = categorical_projection(next_probs, batch.reward, batch.discount,
+                                                      batch.terminated, support)
+            logits_sa = out[torch.arange(out.shape[0], device=out.device), batch.action]
+            loss, td_abs = categorical_loss(logits_sa, target_probs, batch.is_weight)
+            mean_q = (logits_sa.detach().softmax(-1) * support).sum(-1).mean()
+        else:
+            target = td_target(batch.reward, batch.discount, batch.terminated, next_target_out, next_online_q)
+            q_sa = out.gather(1, batch.action.unsqueeze(1)).squeeze(1)
+            loss, td_abs = value_loss(q_sa, target, batch.is_weight, cfg.loss)
+            mean_q = q_sa.detach().mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip_value is not None:
+            torch.nn.utils.clip_grad_value_(self.params, cfg.grad_clip_value)
+        if cfg.max_grad_norm is not None:
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm, foreach=True)
+        else:
+            grad_norm = torch.zeros((), device=self.device)
+        self.optimizer.step()
+        self.updates += 1
+        return {"loss": loss.detach(), "td_abs": td_abs, "mean_q": mean_q, "grad_norm": grad_norm}
+
+    @torch.no_grad()
+    def sync_target(self) -> None:
+        """Hard copy when tau == 1, else Polyak averaging target <- tau * online + (1 - tau) * target."""
+        online = list(self.online.parameters()) + list(self.online.buffers())
+        target = list(self.target.parameters()) + list(self.target.buffers())
+        if self.cfg.tau >= 1.0:
+            torch._foreach_copy_(target, online)
+        else:
+            tp = list(self.target.parameters())
+            torch._foreach_lerp_(tp, list(self.online.parameters()), self.cfg.tau)
+
+    # --- state -------------------------------------------------------------------------
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """All tensors of the learner (networks and optimizer) under flat names, for safetensors."""
+        out = {f"online.{k}": v for k, v in self.online.state_dict().items()}
+        out.update({f"target.{k}": v for k, v in self.target.state_dict().items()})
+        for idx, state in self.optimizer.state_dict()["state"].items():
+            for name, value in state.items():
+                out[f"optim.{idx}.{name}"] = torch.as_tensor(value)
+        return out
+
+    def meta(self) -> dict:
+        groups = self.optimizer.state_dict()["param_groups"]
+        return {"updates": self.updates, "param_groups": groups, "noise_gen": _gen_state(self.noise_gen)}
+
+    def load(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        def sub(prefix: str) -> dict:
+            return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        self.online.load_state_dict(sub("online."))
+        self.target.load_state_dict(sub("target."))
+        state: dict[int, dict] = {}
+        for key, value in sub("optim.").items():
+            idx, name = key.split(".", 1)
+            state.setdefault(int(idx), {})[name] = value
+        if state or meta.get("param_groups"):
+            self.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        self.updates = int(meta.get("updates", 0))
+        if "noise_gen" in meta:
+            self.noise_gen.set_state(torch.tensor(meta["noise_gen"], dtype=torch.uint8))
+
+
+def _gen_state(gen: torch.Generator) -> list[int]:
+    return gen.get_state().tolist()
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,182 @@
+"""Checkpoints: safetensors for tensors, JSON for everything else. Never pickle.
+
+Layout of one checkpoint directory::
+
+    model.safetensors    networks + optimizer tensors (agent.tensors())
+    replay.safetensors   the replay buffer's arrays (only with save_replay)
+    state.json           format version, config, counters, RNG states, env signature, replay metadata
+
+A checkpoint is written into a hidden temporary directory beside its final place and
+renamed into place only when every file is complete and flushed, so a crash never leaves
+a half-written checkpoint under a real name (Dopamine's sentinel idea, done by rename).
+``checkpoints/index.json`` (replaced atomically too) names the latest and best ones.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.numpy import load_file as np_load_file
+from safetensors.numpy import save_file as np_save_file
+from safetensors.torch import load_file as torch_load_file
+from safetensors.torch import save_file as torch_save_file
+
+from dqnkit.errors import CheckpointError
+
+FORMAT_VERSION = 1
+MODEL_FILE, REPLAY_FILE, STATE_FILE, INDEX_FILE = "model.safetensors", "replay.safetensors", "state.json", "index.json"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def save_checkpoint(directory: Path, tensors: dict[str, torch.Tensor], state: dict,
+                    replay: tuple[dict[str, np.ndarray], dict] | None = None) -> Path:
+    """Write a complete checkpoint to ``directory`` atomically (replacing one that exists)."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
+    try:
+        torch_save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / MODEL_FILE))
+        state = {"format_version": FORMAT_VERSION, **state}
+        if replay is not None:
+            arrays, meta = replay
+            np_save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp / REPLAY_FILE))
+            state["replay"] = meta
+        with open(tmp / STATE_FILE, "w") as fh:
+            json.dump(state, fh, indent=1)
+        for name in os.listdir(tmp):
+            with open(tmp / name, "rb") as fh:
+                os.fsync(fh.fileno())
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+            os.replace(directory, old)
+            os.replace(tmp, directory)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, directory)
+        _fsync_dir(directory.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def load_checkpoint(directory: Path, *, with_replay: bool = True, device: str | torch.device = "cpu"
+                    ) -> tuple[dict[str, torch.Tensor], dict, dict[str, np.ndarray] | None]:
+    """Read (tensors, state, replay arrays or None); raise CheckpointError naming what is wrong."""
+    directory = Path(directory)
+    state_path, model_path = directory / STATE_FILE, directory / MODEL_FILE
+    if not directory.is_dir():
+        raise CheckpointError(f"checkpoint {directory} does not exist; pass a run folder or one of its "
+                              "checkpoints/step_* folders")
+    if not state_path.is_file() or not model_path.is_file():
+        raise CheckpointError(f"checkpoint {directory} is incomplete (missing {STATE_FILE} or {MODEL_FILE}); "
+                              "use an earlier checkpoint from its run's checkpoints/ folder")
+    try:
+        state = json.loads(state_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"checkpoint {directory} has a corrupt {STATE_FILE} ({exc.msg if hasattr(exc, 'msg') else exc}); "
+                              "use an earlier checkpoint from the same run") from None
+    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {directory} has format version {state.get('format_version') if isinstance(state, dict) else '?'}, "
+                              f"this dqnkit reads version {FORMAT_VERSION}; load it with the dqnkit that wrote it")
+    try:
+        tensors = torch_load_file(str(model_path), device=str(device))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"checkpoint {directory} has a corrupt or truncated {MODEL_FILE} ({exc}); "
+                              "use an earlier checkpoint from the same run") from None
+    replay = None
+    if with_replay and (directory / REPLAY_FILE).is_file():
+        try:
+            replay = np_load_file(str(directory / REPLAY_FILE))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"checkpoint {directory} has a corrupt {REPLAY_FILE} ({exc}); resume from an "
+                                  "earlier checkpoint or delete that file to resume without the replay") from None
+    return tensors, state, replay
+
+
+class CheckpointIndex:
+    """Step checkpoints under ``run/checkpoints``: keeps the last N and the best, via index.json."""
+
+    def __init__(self, run_dir: Path, keep: int = 3):
+        self.root = Path(run_dir) / "checkpoints"
+        self.keep = keep
+        self.index_path = self.root / INDEX_FILE
+        self.data = {"latest": None, "best": None, "best_return": None, "steps": []}
+        if self.index_path.is_file():
+            try:
+                self.data.update(json.loads(self.index_path.read_text()))
+            except json.JSONDecodeError:
+                self.data["steps"] = sorted(p.name for p in self.root.glob("step_*") if p.is_dir())
+
+    def save(self, env_step: int, tensors, state, replay=None, eval_return: float | None = None) -> Path:
+        name = f"step_{env_step:010d}"
+        path = save_checkpoint(self.root / name, tensors, state, replay)
+        steps = [s for s in self.data["steps"] if s != name] + [name]
+        self.data["latest"] = name
+        self.data["steps"] = steps
+        if eval_return is not None and (self.data["best_return"] is None or eval_return > self.data["best_return"]):
+            self.data["best"], self.data["best_return"] = name, float(eval_return)
+        self._prune()
+        write_json_atomic(self.index_path, self.data)
+        return path
+
+    def _prune(self) -> None:
+        """Keep the newest ``keep`` step checkpoints plus the best one; delete the rest."""
+        recent = set(self.data["steps"][-self.keep:])
+        for name in list(self.data["steps"]):
+            if name not in recent and name != self.data["best"]:
+                shutil.rmtree(self.root / name, ignore_errors=True)
+                self.data["steps"].remove(name)
+
+    def path(self, which: str = "latest") -> Path | None:
+        name = self.data.get(which)
+        return self.root / name if name else None
+
+
+def find_checkpoint(path: str | Path, which: str = "latest") -> Path:
+    """Accept a run folder (-> its latest/best checkpoint), a checkpoint folder, or a saved model folder."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist; pass a run folder (e.g. runs/CartPole-v1_...) or a checkpoint folder")
+    if (path / STATE_FILE).is_file() or (path / MODEL_FILE).is_file():
+        return path
+    if (path / "checkpoints").is_dir():
+        index = CheckpointIndex(path)
+        chosen = index.path(which) or index.path("latest")
+        if chosen is None:
+            candidates = sorted(p for p in (path / "checkpoints").glob("step_*") if p.is_dir())
+            chosen = candidates[-1] if candidates else None
+        if chosen is not None and chosen.is_dir():
+            return chosen
+        raise CheckpointError(f"run {path} has no checkpoint yet; train it longer (checkpoints are written every "
+                              "checkpoint_freq env steps and at the end)")
+    raise CheckpointError(f"{path} is neither a dqnkit run folder nor a checkpoint (no checkpoints/ or {STATE_FILE}); "
+                          "pass the folder `dqnkit train` created")

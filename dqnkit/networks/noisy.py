@@ -1,0 +1,48 @@
+"""Factorised Gaussian NoisyLinear (Fortunato et al. 2018, "Noisy Networks for Exploration", Sec. 3).
+
+y = (mu_w + sigma_w * eps_w) x + (mu_b + sigma_b * eps_b), with factorised noise
+eps_w = f(eps_out) f(eps_in)^T, eps_b = f(eps_out), f(x) = sign(x) sqrt(|x|).
+Initialisation as in the paper's factorised case: mu ~ U[-1/sqrt(p), 1/sqrt(p)],
+sigma = sigma_0 / sqrt(p), p = in_features.
+
+In eval mode (``module.eval()``) the layer uses the mean weights only, so greedy
+evaluation is deterministic. Deviation: noise is drawn from a torch.Generator owned
+by the layer's parent (passed in ``reset_noise``) when one is given, so runs are
+reproducible without touching the global torch RNG.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class NoisyLinear(nn.Module):
+    def __init__(self, in_features: int, out_features: int, sigma0: float = 0.5):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        bound = 1.0 / math.sqrt(in_features)
+        self.weight_mu = nn.Parameter(torch.empty(out_features, in_features).uniform_(-bound, bound))
+        self.weight_sigma = nn.Parameter(torch.full((out_features, in_features), sigma0 * bound))
+        self.bias_mu = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound))
+        self.bias_sigma = nn.Parameter(torch.full((out_features,), sigma0 * bound))
+        self.register_buffer("eps_in", torch.zeros(in_features))
+        self.register_buffer("eps_out", torch.zeros(out_features))
+
+    @staticmethod
+    def _f(x: torch.Tensor) -> torch.Tensor:
+        return x.sign() * x.abs().sqrt()
+
+    @torch.no_grad()
+    def reset_noise(self, generator: torch.Generator | None = None) -> None:
+        dev = self.eps_in.device
+        self.eps_in.copy_(self._f(torch.randn(self.in_features, generator=generator).to(dev)))
+        self.eps_out.copy_(self._f(torch.randn(self.out_features, generator=generator).to(dev)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return nn.functional.linear(x, self.weight_mu, self.bias_mu)
+        weight = self.weight_mu + self.weight_sigma * torch.outer(self.eps_out, self.eps_in)
+        bias = self.bias_mu + self.bias_sigma * self.eps_out
+        return nn.functional.linear(x, weight, bias)

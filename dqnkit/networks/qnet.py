@@ -1,0 +1,83 @@
+"""Q-network = torso + head, with the Rainbow-family heads as options that compose.
+
+- plain: one linear layer to |A| values (Mnih et al. 2015).
+- dueling (Wang et al. 2016, eq. 9): Q = V + A - mean_a A, the mean-subtracted form.
+- noisy (Fortunato et al. 2018): the head's linear layers are factorised NoisyLinear.
+- distributional (Bellemare et al. 2017, C51): the head outputs |A| x n_atoms logits;
+  ``q_values`` returns the expectation sum_z z * softmax(logits).
+
+Deviation from Rainbow's Atari net: on an MLP torso each dueling stream is a single
+(noisy) linear layer over the shared torso instead of its own hidden layer; with the
+Nature CNN the streams get one hidden layer of 512 units, as in Wang et al.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from dqnkit.networks.noisy import NoisyLinear
+from dqnkit.networks.torsos import MLPTorso, NatureCNN
+
+
+class QNetwork(nn.Module):
+    def __init__(self, obs_shape: Sequence[int], n_actions: int, *, net_arch: Sequence[int] = (64, 64),
+                 torso: str = "mlp", dueling: bool = False, noisy: bool = False, noisy_sigma0: float = 0.5,
+                 distributional: bool = False, n_atoms: int = 51, v_min: float = -10.0, v_max: float = 10.0):
+        super().__init__()
+        self.n_actions = n_actions
+        self.dueling, self.noisy, self.distributional = dueling, noisy, distributional
+        self.n_atoms = n_atoms if distributional else 1
+        if torso == "nature_cnn":
+            self.torso: nn.Module = NatureCNN(obs_shape)
+            stream_hidden: list[int] = [512]
+        else:
+            in_dim = 1
+            for d in obs_shape:
+                in_dim *= int(d)
+            self.torso = MLPTorso(in_dim, net_arch)
+            stream_hidden = []
+        feat = self.torso.out_dim
+
+        def linear(i: int, o: int) -> nn.Module:
+            return NoisyLinear(i, o, noisy_sigma0) if noisy else nn.Linear(i, o)
+
+        def stream(out: int) -> nn.Sequential:
+            layers: list[nn.Module] = []
+            i = feat
+            for h in stream_hidden:
+                layers += [linear(i, h), nn.ReLU()]
+                i = h
+            return nn.Sequential(*layers, linear(i, out))
+
+        self.advantage = stream(n_actions * self.n_atoms)
+        self.value = stream(self.n_atoms) if dueling else None
+        if distributional:
+            self.register_buffer("support", torch.linspace(v_min, v_max, n_atoms))
+        else:
+            self.support = None
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Q-values (B, |A|), or C51 logits (B, |A|, n_atoms) when distributional."""
+        h = self.torso(obs)
+        adv = self.advantage(h)
+        if self.distributional:
+            adv = adv.view(-1, self.n_actions, self.n_atoms)
+        if self.value is not None:
+            val = self.value(h)
+            if self.distributional:
+                val = val.view(-1, 1, self.n_atoms)
+            adv = val + adv - adv.mean(dim=1, keepdim=True)
+        return adv
+
+    def q_values(self, obs: torch.Tensor) -> torch.Tensor:
+        out = self(obs)
+        if self.distributional:
+            return (out.softmax(dim=-1) * self.support).sum(-1)
+        return out
+
+    def reset_noise(self, generator: torch.Generator | None = None) -> None:
+        for m in self.modules():
+            if isinstance(m, NoisyLinear):
+                m.reset_noise(generator)

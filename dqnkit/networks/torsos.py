@@ -1,0 +1,41 @@
+"""Feature extractors: an MLP for vector observations, the Nature CNN for stacked frames.
+
+NatureCNN follows Mnih et al. 2015 ("Human-level control through deep RL", Methods:
+Model architecture): 32 8x8/4, 64 4x4/2, 64 3x3/1 convolutions, ReLU. It takes uint8
+frames and scales them to [0, 1] inside the network, so replay keeps uint8.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+class MLPTorso(nn.Module):
+    def __init__(self, in_dim: int, hidden: Sequence[int]):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for width in hidden:
+            layers += [nn.Linear(in_dim, width), nn.ReLU()]
+            in_dim = width
+        self.net = nn.Sequential(*layers, nn.Flatten(1)) if layers else nn.Flatten(1)
+        self.out_dim = in_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.float() if x.dtype != torch.float32 else x)
+
+
+class NatureCNN(nn.Module):
+    def __init__(self, in_shape: Sequence[int]):
+        super().__init__()
+        c = in_shape[0]
+        self.conv = nn.Sequential(
+            nn.Conv2d(c, 32, 8, stride=4), nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(), nn.Flatten(1))
+        with torch.no_grad():
+            self.out_dim = int(self.conv(torch.zeros(1, *in_shape)).shape[1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x.float() / 255.0)
