@@ -98,7 +98,9 @@ def _describe(env_or_space: Any) -> str:
     return type(getattr(env_or_space, "unwrapped", env_or_space)).__name__
 
 
-def check_discrete(env_or_space: gym.Env | gym.vector.VectorEnv | spaces.Space, env_id: str | None = None) -> spaces.Discrete:
+def check_discrete(
+    env_or_space: gym.Env | gym.vector.VectorEnv | spaces.Space, env_id: str | None = None
+) -> spaces.Discrete:
     """Returns the env's (single) action space if it is ``Discrete``; raises :class:`EnvError` otherwise."""
     if isinstance(env_or_space, spaces.Space):
         space = env_or_space
@@ -377,7 +379,8 @@ def _space_signature(space: spaces.Space) -> dict[str, Any]:
             sig["high"] = [_json_number(v) for v in space.high.ravel().tolist()]
         return sig
     if isinstance(space, spaces.MultiDiscrete):
-        return {"type": "MultiDiscrete", "nvec": np.asarray(space.nvec).tolist(), "start": np.asarray(space.start).tolist()}
+        nvec, start = np.asarray(space.nvec).tolist(), np.asarray(space.start).tolist()
+        return {"type": "MultiDiscrete", "nvec": nvec, "start": start}
     if isinstance(space, spaces.MultiBinary):
         return {"type": "MultiBinary", "n": np.asarray(space.n).tolist()}
     if isinstance(space, spaces.Tuple):
