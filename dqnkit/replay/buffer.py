@@ -1,0 +1,234 @@
+"""The replay buffer: ring storage + n-step windows at sample time + a sampling distribution.
+
+Experience replay as in Mnih et al. (2015); n-step returns (Sutton & Barto 2018, Sec. 7.1) and
+proportional prioritisation (Schaul et al. 2016) as combined in Rainbow (Hessel et al. 2018, Sec. 3).
+The pieces live in ``storage.py`` (``RingStorage``), ``nstep.py`` (``nstep_window``) and
+``samplers.py`` (``UniformSampler``, ``PrioritizedSampler``); this class composes them and converts
+the result into a ``dqnkit.types.Batch``.
+
+Usage, with a Gymnasium vector env in SAME_STEP autoreset mode::
+
+    obs, _ = envs.reset(seed=seed)
+    action = ...
+    next_obs, reward, terminated, truncated, info = envs.step(action)
+    final_obs = next_obs.copy(); final_obs[done] = <the true final observations from info>
+    buffer.add(obs, action, reward, terminated, truncated, final_obs)
+    obs = next_obs
+    batch = buffer.sample(32, beta)
+    buffer.update_priorities(batch.index, td_abs)
+
+Deviations from the papers:
+- A slot becomes sampleable only once its n-step window and the observation after it are written:
+  the newest ``n_step`` rows are never sampled (Dopamine and Stable-Baselines3 do the same).
+- n-step returns are computed at sample time from the stored one-step rewards, so ``gamma`` and
+  ``n_step`` do not change what is stored.
+- See ``samplers.py`` for the PER deviations (weights normalised by the batch maximum).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dqnkit.errors import CheckpointError
+from dqnkit.replay.nstep import nstep_window
+from dqnkit.replay.samplers import PrioritizedSampler, UniformSampler
+from dqnkit.replay.storage import RingStorage, stored_obs_dtype
+from dqnkit.types import Batch
+
+_FORMAT_VERSION = 1
+
+
+class ReplayBuffer:
+    """Ring replay buffer for ``num_envs`` lockstep environments, optionally n-step and prioritised.
+
+    Args:
+        capacity: transitions kept (env steps summed over envs); rounded up to a multiple of ``num_envs``.
+        num_envs: number of vectorised environments writing one row per ``add``.
+        obs_shape: shape of one observation.
+        obs_dtype: observation dtype; floats are stored as float32, anything else (uint8) as given.
+        n_step: steps summed into each target (1 = one-step DQN). Rainbow uses 3.
+        gamma: discount per env step.
+        prioritized: proportional PER (Schaul et al. 2016) instead of uniform sampling.
+        alpha: PER priority exponent (paper: 0.6 proportional; Rainbow: 0.5).
+        priority_eps: added to ``td_abs`` so no valid transition has priority 0.
+        seed: seed of the sampler's own ``np.random.Generator(PCG64(seed))``.
+        device: torch device of the returned batches.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        num_envs: int,
+        obs_shape: tuple,
+        obs_dtype,
+        *,
+        n_step: int = 1,
+        gamma: float = 0.99,
+        prioritized: bool = False,
+        alpha: float = 0.6,
+        priority_eps: float = 1e-6,
+        seed: int | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if n_step < 1:
+            raise ValueError(f"n_step must be >= 1, got {n_step}")
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+        self.storage = RingStorage(capacity, num_envs, obs_shape, obs_dtype)
+        if self.storage.num_rows <= n_step:
+            raise ValueError(
+                f"capacity {capacity} gives {self.storage.num_rows} rows of {num_envs} envs; "
+                f"n_step={n_step} needs more than {n_step} rows"
+            )
+        self.capacity = int(capacity)
+        self.num_envs = int(num_envs)
+        self.obs_shape = self.storage.obs_shape
+        self.obs_dtype = self.storage.obs_dtype
+        self.n_step = int(n_step)
+        self.gamma = float(gamma)
+        self.prioritized = bool(prioritized)
+        self.device = torch.device(device)
+        self._gamma_powers = self.gamma ** np.arange(self.n_step, dtype=np.float64)
+        self._discount_of_k = (self.gamma ** np.arange(self.n_step + 1, dtype=np.float64)).astype(np.float32)
+        if self.prioritized:
+            self.sampler = PrioritizedSampler(self.storage.num_slots, alpha=alpha, priority_eps=priority_eps, seed=seed)
+        else:
+            self.sampler = UniformSampler(self.storage.num_slots, seed=seed)
+
+    # ------------------------------------------------------------------ writing
+    def add(self, obs, action, reward, terminated, truncated, final_obs) -> None:
+        """Add one vector step: row ``i`` of each argument belongs to env ``i``.
+
+        ``obs`` is the observation the action was taken in; ``final_obs`` is the true next observation
+        of this step (only the rows with ``truncated`` set are kept; the next ``add``'s ``obs`` supplies
+        the next observation of every other row).
+        """
+        row = self.storage.write(obs, action, reward, terminated, truncated, final_obs)
+        # Row `row - n_step` now has its whole window and the observation after it written.
+        now_valid = None
+        if self.storage.rows_added > self.n_step:
+            now_valid = self.storage.row_slots((row - self.n_step) % self.storage.num_rows)
+        self.sampler.on_write(self.storage.row_slots(row), now_valid)
+
+    # ------------------------------------------------------------------ reading
+    def __len__(self) -> int:
+        """Transitions stored (rows written x num_envs, capped at the ring size)."""
+        return self.storage.rows_stored * self.num_envs
+
+    def num_valid(self) -> int:
+        """Transitions that can be sampled now (all stored except the newest ``n_step`` rows)."""
+        return self.storage.valid_range(self.n_step)[1]
+
+    def can_sample(self, batch_size: int) -> bool:
+        """True when at least ``batch_size`` (>= 1) transitions are sampleable."""
+        return self.num_valid() >= max(int(batch_size), 1)
+
+    def sample(self, batch_size: int, beta: float = 0.4) -> Batch:
+        """A batch of ``batch_size`` transitions drawn with replacement; ``beta`` is the PER
+        importance-sampling exponent (ignored by uniform sampling)."""
+        first_valid, num_valid = self.storage.valid_range(self.n_step)
+        if num_valid <= 0:
+            raise ValueError(
+                f"cannot sample: {self.storage.rows_stored} rows stored, need at least {self.n_step + 1} "
+                f"(check can_sample() before sample())"
+            )
+        index, is_weight = self.sampler.sample(int(batch_size), first_valid, num_valid, beta)
+        return self._gather(index, is_weight)
+
+    def gather(self, index: np.ndarray) -> Batch:
+        """The batch for given flat slot ids (``is_weight`` = ones); raises if any slot is not valid."""
+        index = np.asarray(index, dtype=np.int64).reshape(-1)
+        first_valid, num_valid = self.storage.valid_range(self.n_step)
+        offset = (index - first_valid) % self.storage.num_slots
+        if ((index < 0) | (index >= self.storage.num_slots) | (offset >= num_valid)).any():
+            raise IndexError("gather() got slots that are not valid (unwritten or among the newest n_step rows)")
+        return self._gather(index, np.ones(index.shape[0], dtype=np.float32))
+
+    def _gather(self, index: np.ndarray, is_weight: np.ndarray) -> Batch:
+        st = self.storage
+        win = nstep_window(
+            index, st.reward_flat, st.terminated_flat, st.truncated_flat,
+            num_envs=self.num_envs, gamma_powers=self._gamma_powers,
+        )
+        obs = st.obs_flat[index]
+        next_obs = st.obs_flat[win.next_slot]  # a reset obs where the episode ended: fixed below / masked
+        if win.truncated.any():
+            rows = np.flatnonzero(win.truncated)
+            next_obs[rows] = st.final_obs_of(win.end_slot[rows])
+        arrays = (
+            obs,
+            st.action_flat[index],
+            win.reward,
+            next_obs,
+            win.terminated.astype(np.float32),
+            self._discount_of_k[win.k_steps],
+            is_weight,
+        )
+        if self.device.type == "cpu":
+            tensors = [torch.from_numpy(a) for a in arrays]
+        else:
+            tensors = [torch.from_numpy(a).to(self.device, non_blocking=True) for a in arrays]
+        return Batch(*tensors, index=index)
+
+    def update_priorities(self, index: np.ndarray, td_abs: np.ndarray | torch.Tensor) -> None:
+        """New priorities ``(td_abs + priority_eps) ** alpha`` for slots ``index`` (no-op when uniform).
+        Duplicate indices: the last one wins."""
+        if not self.prioritized:
+            return
+        if isinstance(td_abs, torch.Tensor):
+            td_abs = td_abs.detach().to("cpu", torch.float64).numpy()
+        self.sampler.update_priorities(index, td_abs)
+
+    # ------------------------------------------------------------------ checkpoint
+    def _config(self) -> dict:
+        return {
+            "capacity": self.capacity,
+            "num_envs": self.num_envs,
+            "obs_shape": list(self.obs_shape),
+            "obs_dtype": str(self.obs_dtype),
+            "n_step": self.n_step,
+            "gamma": self.gamma,
+            "prioritized": self.prioritized,
+        }
+
+    def state_dict(self) -> tuple[dict[str, np.ndarray], dict]:
+        """``(arrays, meta)``: arrays for safetensors (storage arrays are live views, not copies:
+        write them out before the next ``add``), JSON-able metadata incl. pos and the sampler's RNG state."""
+        storage_arrays, storage_meta = self.storage.state_dict()
+        sampler_arrays, sampler_meta = self.sampler.state_dict()
+        arrays = {**storage_arrays, **{f"sampler.{k}": v for k, v in sampler_arrays.items()}}
+        meta = {
+            "format_version": _FORMAT_VERSION,
+            "config": self._config(),
+            "storage": storage_meta,
+            "sampler": sampler_meta,
+            "pos": storage_meta["pos"],
+            "full": self.storage.full,
+        }
+        return arrays, meta
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
+        """Restore a ``state_dict``; the buffer must have been built with the same structure."""
+        if meta.get("format_version") != _FORMAT_VERSION:
+            raise CheckpointError(f"replay checkpoint format {meta.get('format_version')!r}, expected {_FORMAT_VERSION}")
+        saved, mine = meta["config"], self._config()
+        for key in ("capacity", "num_envs", "obs_shape", "obs_dtype", "n_step", "prioritized"):
+            if saved[key] != mine[key]:
+                raise CheckpointError(
+                    f"replay checkpoint has {key}={saved[key]!r} but this buffer has {key}={mine[key]!r}: "
+                    f"build the buffer with the checkpoint's settings"
+                )
+        self.storage.load_state_dict(arrays, meta["storage"])
+        prefix = "sampler."
+        self.sampler.load_state_dict(
+            {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}, meta["sampler"]
+        )
+
+    def __repr__(self) -> str:
+        kind = "prioritized" if self.prioritized else "uniform"
+        return (
+            f"ReplayBuffer({len(self)}/{self.storage.num_slots} transitions, num_envs={self.num_envs}, "
+            f"obs={self.obs_shape} {self.obs_dtype}, n_step={self.n_step}, {kind})"
+        )
+
+
