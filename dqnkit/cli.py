@@ -1,0 +1,323 @@
+"""``dqnkit`` command line: train | eval | resume | presets | tabular | plot | compare | policy | record | report.
+
+User errors (bad config, unknown env, bad checkpoint, ...) print one line ``error: ...`` and
+exit 2; ``--debug`` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from dqnkit.errors import CheckpointError, DqnkitError
+
+
+def _verbosity(args) -> str:
+    return "quiet" if args.quiet else "auto"
+
+
+def default_run_dir(env_id: str, seed: int, root: str = "runs") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{env_id.replace('/', '_')}__s{seed}__{stamp}"
+    path, k = base, 1
+    while path.exists():
+        k += 1
+        path = base.with_name(f"{base.name}-{k}")
+    return path
+
+
+def build_config(args):
+    from dqnkit.config import Config, parse_overrides, read_config_file
+    from dqnkit.presets import load_preset
+
+    values: dict = {}
+    if args.preset:
+        values.update(load_preset(args.preset))
+    elif not args.config and not args.env:
+        values.update(load_preset("CartPole-v1"))
+    if args.env and not args.preset and not args.config:
+        try:
+            values.update(load_preset(args.env))
+        except DqnkitError:
+            pass
+    if args.config:
+        values.update(read_config_file(args.config, args.env))
+    if args.env:
+        values["env_id"] = args.env
+    overrides = parse_overrides(args.set or [])
+    if "policy_kwargs" in overrides and isinstance(overrides["policy_kwargs"], dict):
+        merged = dict(values.get("policy_kwargs") or {}) if isinstance(values.get("policy_kwargs"), dict) else {}
+        merged.update(overrides.pop("policy_kwargs"))
+        overrides["policy_kwargs"] = merged
+    values.update(overrides)
+    for key, attr in (("seed", "seed"), ("total_timesteps", "steps"), ("num_envs", "num_envs")):
+        if getattr(args, attr) is not None:
+            values[key] = getattr(args, attr)
+    if args.save_replay:
+        values["save_replay"] = True
+    return Config.from_dict(values)
+
+
+def cmd_train(args) -> int:
+    from dqnkit.train import Trainer
+
+    cfg = build_config(args)
+    run_dir = Path(args.out) if args.out else default_run_dir(cfg.env_id, cfg.seed)
+    if (run_dir / "episodes.csv").exists():
+        raise DqnkitError(f"{run_dir} already holds a run; continue it with `dqnkit resume {run_dir}` "
+                          "or choose another --out")
+    trainer = Trainer(cfg, run_dir, verbosity=_verbosity(args))
+    if not args.quiet:
+        print(f"training {cfg.env_id} for {cfg.total_timesteps} env steps -> {run_dir}", flush=True)
+    t0 = time.perf_counter()
+    try:
+        result = trainer.learn()
+    finally:
+        trainer.close()
+    if not args.quiet:
+        ev = result["last_eval"]
+        msg = f"; greedy eval {ev['mean_return']:.1f} +/- {ev['std_return']:.1f}" if ev else ""
+        print(f"{result['status']} after {result['env_step']} env steps in {time.perf_counter() - t0:.1f} s{msg}")
+        print(f"run folder: {run_dir}")
+    return 130 if result["status"] == "interrupted" else 0
+
+
+def cmd_resume(args) -> int:
+    from dqnkit.checkpoint import find_checkpoint
+    from dqnkit.config import Config
+    from dqnkit.train import Trainer
+    import yaml
+
+    run_dir = Path(args.run)
+    if not (run_dir / "config.yaml").is_file():
+        raise CheckpointError(f"{run_dir} is not a dqnkit run folder (no config.yaml); pass the folder "
+                              "`dqnkit train` created")
+    ckpt = find_checkpoint(run_dir, "latest")
+    cfg = Config.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    trainer = Trainer(cfg, run_dir, verbosity=_verbosity(args))
+    trainer.restore(ckpt)
+    target = args.steps if args.steps is not None else cfg.total_timesteps
+    if not args.quiet:
+        print(f"resuming {run_dir} from env step {trainer.env_step} ({ckpt.name}) to {target}", flush=True)
+    try:
+        result = trainer.learn(target)
+    finally:
+        trainer.close()
+    if not args.quiet:
+        ev = result["last_eval"]
+        print(f"{result['status']} at env step {result['env_step']}"
+              + (f"; greedy eval {ev['mean_return']:.1f}" if ev else ""))
+    return 130 if result["status"] == "interrupted" else 0
+
+
+def cmd_eval(args) -> int:
+    path = Path(args.target)
+    if (path / "tabular.json").is_file():
+        from dqnkit.tabular import TabularQ
+        learner = TabularQ.load(path)
+        result = learner.evaluate(args.episodes, seed=args.seed)
+    else:
+        from dqnkit.api import DQN
+        model = DQN.load(path, which=args.which)
+        result = model.evaluate(args.episodes, seed=args.seed)
+        model.close()
+    if args.json:
+        print(json.dumps({k: result[k] for k in ("mean_return", "std_return", "episodes", "returns", "lengths")
+                          if k in result}))
+    else:
+        print(f"{result['episodes']} greedy episodes: mean return {result['mean_return']:.2f} "
+              f"+/- {result['std_return']:.2f}")
+    return 0
+
+
+def cmd_presets(args) -> int:
+    from dqnkit.presets import list_presets, load_preset, preset_text
+
+    if args.action == "show":
+        if not args.name:
+            raise DqnkitError("usage: dqnkit presets show NAME (see `dqnkit presets` for names)")
+        print(preset_text(args.name), end="")
+        return 0
+    for name in list_presets():
+        values = load_preset(name)
+        print(f"{name:28s} env={values.get('env_id', 'atari')}  steps={values.get('n_timesteps', values.get('total_timesteps', '?'))}")
+    return 0
+
+
+def cmd_tabular(args) -> int:
+    from dqnkit.tabular import train_tabular
+
+    env_kwargs = {}
+    for pair in args.env_kwarg or []:
+        key, _, raw = pair.partition("=")
+        import yaml
+        env_kwargs[key] = yaml.safe_load(raw)
+    out = Path(args.out) if args.out else default_run_dir(f"tabular_{args.env}", args.seed)
+    learner = train_tabular(args.env, episodes=args.episodes, learning_rate=args.learning_rate, gamma=args.gamma,
+                            seed=args.seed, out_dir=out, env_kwargs=env_kwargs or None)
+    result = learner.evaluate(args.eval_episodes)
+    learner.close()
+    if not args.quiet:
+        print(f"tabular Q-learning on {args.env}: {args.episodes} episodes; greedy mean return "
+              f"{result['mean_return']:.2f}\nrun folder: {out}")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from dqnkit.plots import plot_runs
+
+    out = Path(args.out) if args.out else Path(args.runs[0]) / "plots"
+    paths = plot_runs([Path(r) for r in args.runs], out)
+    for p in paths:
+        print(p)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from dqnkit.plots import compare_runs
+
+    out = Path(args.out) if args.out else Path("comparison")
+    result = compare_runs([Path(r) for r in args.runs], group_by=args.group_by, out_dir=out)
+    table = out / "comparison.md"
+    if table.is_file():
+        print(table.read_text())
+    print(f"written to {out}")
+    return 0 if result is not None else 1
+
+
+def cmd_report(args) -> int:
+    from dqnkit.report import write_report
+
+    print(write_report(Path(args.run)))
+    return 0
+
+
+def cmd_policy(args) -> int:
+    from dqnkit.policy_cli import show_policy
+
+    return show_policy(Path(args.run), Path(args.out) if args.out else None)
+
+
+def cmd_record(args) -> int:
+    from dqnkit.record import record_run
+
+    for p in record_run(Path(args.run), episodes=args.episodes, epsilon=args.epsilon, out_dir=args.out):
+        print(p)
+    return 0
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", help="preset name (see `dqnkit presets`); default CartPole-v1")
+    p.add_argument("--env", help="Gymnasium env id (Discrete actions)")
+    p.add_argument("--config", help="YAML config: dqnkit's config.yaml or an rl-baselines3-zoo dqn.yml")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--steps", type=int, help="total env steps (total_timesteps)")
+    p.add_argument("--num-envs", type=int, dest="num_envs")
+    p.add_argument("--out", help="run folder (default runs/ENV__sSEED__TIME)")
+    p.add_argument("--save-replay", action="store_true", help="include the replay buffer in checkpoints")
+    p.add_argument("--quiet", action="store_true")
+
+
+class _ConfigHelp(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        from dqnkit.config import Config
+        defaults = Config().to_dict()
+        for name, doc in Config.docs().items():
+            print(f"{name:28s} {doc}  [default: {defaults[name]}]")
+        parser.exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dqnkit", description="DQN-family training, evaluation and analysis.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command")
+
+    p = sub.add_parser("train", help="train an agent and write a run folder")
+    _train_args(p)
+    p.add_argument("--help-config", action=_ConfigHelp, nargs=0, help="list every config field with its doc")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("resume", help="continue a run from its latest checkpoint")
+    p.add_argument("run")
+    p.add_argument("--steps", type=int, help="total env steps to reach (default: the run's total_timesteps)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("eval", help="greedy evaluation of a run, checkpoint or saved model")
+    p.add_argument("target")
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--which", choices=["latest", "best"], default="latest", help="checkpoint of a run folder")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("presets", help="list presets, or `presets show NAME`")
+    p.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    p.add_argument("name", nargs="?")
+    p.set_defaults(func=cmd_presets)
+
+    p = sub.add_parser("tabular", help="Q-table learning on a small discrete env (seeds 001, 003)")
+    p.add_argument("--env", default="GridWorld-v0")
+    p.add_argument("--env-kwarg", action="append", metavar="KEY=VALUE", help="e.g. is_slippery=false")
+    p.add_argument("--episodes", type=int, default=500)
+    p.add_argument("--learning-rate", type=float, default=0.1)
+    p.add_argument("--gamma", type=float, default=0.99)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--out")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_tabular)
+
+    p = sub.add_parser("plot", help="learning-curve PNGs for one or more runs")
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--out")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("compare", help="overlay runs grouped by config, with a table of final returns")
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--group-by")
+    p.add_argument("--out")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("policy", help="greedy policy arrows and key-state Q-values (grid envs)")
+    p.add_argument("run")
+    p.add_argument("--out")
+    p.set_defaults(func=cmd_policy)
+
+    p = sub.add_parser("record", help="record MP4/GIF videos of the greedy agent")
+    p.add_argument("run")
+    p.add_argument("--episodes", type=int, default=1)
+    p.add_argument("--epsilon", type=float, default=0.0)
+    p.add_argument("--out")
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("report", help="write a self-contained report.html into the run folder")
+    p.add_argument("run")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not any(a in parser._subparsers._group_actions[0].choices for a in argv if not a.startswith("-")) \
+            and not any(a in ("-h", "--help") for a in argv):
+        argv = [*[a for a in argv if a == "--debug"], "train", *[a for a in argv if a != "--debug"]]
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except DqnkitError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
