@@ -117,7 +117,7 @@ class DQN:
             env = values["env_id"]
         values.pop("env_id", None)
         model = cls(env, **values)
-        check_compatible(state, model.trainer.signature, ckpt)
+        check_compatible(state, model.trainer.signature, ckpt, model.config.env_id)
         model.trainer.agent.load(tensors, state["agent"])
         model.trainer.env_step = int(state["counters"]["env_step"])
         model.trainer.episodes = int(state["counters"]["episodes"])

@@ -26,18 +26,21 @@ def td_target(reward: torch.Tensor, discount: torch.Tensor, terminated: torch.Te
     return reward + discount * (1.0 - terminated) * next_v
 
 
-def value_loss(q_sa: torch.Tensor, target: torch.Tensor, is_weight: torch.Tensor,
+def value_loss(q_sa: torch.Tensor, target: torch.Tensor, is_weight: torch.Tensor | None,
                kind: str = "huber") -> tuple[torch.Tensor, torch.Tensor]:
-    """Weighted mean of Huber (delta=1) or squared TD errors; returns (loss, |td|)."""
-    td = q_sa - target.detach()
-    if kind == "huber":
-        per_sample = F.smooth_l1_loss(q_sa, target.detach(), reduction="none")
-    elif kind == "mse":
-        per_sample = td.pow(2)
-    else:
+    """Weighted mean of Huber (delta=1) or squared TD errors; returns (loss, |td|).
+
+    ``is_weight=None`` means all weights are 1 (uniform replay): the same value, fewer ops.
+    """
+    target = target.detach()
+    if kind not in ("huber", "mse"):
         raise ValueError(f"unknown loss {kind!r}")
-    loss = (is_weight * per_sample).mean()
-    return loss, td.detach().abs()
+    lossfn = F.smooth_l1_loss if kind == "huber" else F.mse_loss
+    if is_weight is None:
+        loss = lossfn(q_sa, target)
+    else:
+        loss = (is_weight * lossfn(q_sa, target, reduction="none")).mean()
+    return loss, (q_sa.detach() - target).abs()
 
 
 def categorical_projection(next_probs: torch.Tensor, reward: torch.Tensor, discount: torch.Tensor,
@@ -66,8 +69,8 @@ def categorical_projection(next_probs: torch.Tensor, reward: torch.Tensor, disco
 
 
 def categorical_loss(logits_sa: torch.Tensor, target_probs: torch.Tensor,
-                     is_weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                     is_weight: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy between the projected target and the online distribution of the taken action."""
     per_sample = -(target_probs.detach() * F.log_softmax(logits_sa, dim=-1)).sum(-1)
-    loss = (is_weight * per_sample).mean()
+    loss = per_sample.mean() if is_weight is None else (is_weight * per_sample).mean()
     return loss, per_sample.detach()

@@ -279,6 +279,7 @@ class Trainer:
             "episode_accumulators": {"return": self.ep_return.tolist(), "length": self.ep_length.tolist()},
             "envs": vector_snapshot(self.envs),
             "last_eval": self.last_eval,
+            "pending_losses": [float(x) for x in self._pending_losses],
         }
 
     def save_checkpoint(self) -> Path | None:
@@ -303,6 +304,7 @@ class Trainer:
         self.ep_length = np.asarray(state["episode_accumulators"]["length"], dtype=np.int64)
         self.obs = vector_restore(self.envs, state["envs"])
         self.last_eval = state.get("last_eval")
+        self._pending_losses = [torch.tensor(x) for x in state.get("pending_losses", [])]
         if replay is not None and "replay" in state:
             self.buffer.load_state_dict(replay, state["replay"])
         if self.run_dir is not None:
@@ -334,18 +336,22 @@ class Trainer:
         self.envs.close()
 
 
-def check_compatible(state: dict, signature: dict, where: Path | str) -> None:
+def check_compatible(state: dict, signature: dict, where: Path | str, env_id: str | None = None) -> None:
     saved = state.get("env")
-    if saved != signature:
+    if json.loads(json.dumps(saved)) != json.loads(json.dumps(signature)):
+        saved_id = (state.get("config") or {}).get("env_id", "another env")
         raise CheckpointError(
-            f"checkpoint {where} was trained on {_describe(saved)} but this env is {_describe(signature)}; "
-            "load it with the environment it was trained on")
+            f"checkpoint {where} was trained on {saved_id} ({_describe(saved)}) but this env"
+            f"{' ' + env_id if env_id else ''} has {_describe(signature)}; load it with the environment "
+            "it was trained on")
 
 
 def _describe(sig: dict | None) -> str:
     if not sig:
-        return "an unknown env"
-    return f"{sig.get('env_id') or sig.get('id') or 'env'} (obs {sig.get('observation_space')}, actions {sig.get('action_space')})"
+        return "unknown spaces"
+    def short(space: dict) -> str:
+        return f"{space.get('type')}{space.get('shape', space.get('n', ''))}"
+    return f"observations {short(sig['observation_space'])}, actions {short(sig['action_space'])}"
 
 
 def _num(x: float) -> float | None:
