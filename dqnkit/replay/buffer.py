@@ -126,6 +126,8 @@ class ReplayBuffer:
     def sample(self, batch_size: int, beta: float = 0.4) -> Batch:
         """A batch of ``batch_size`` transitions drawn with replacement; ``beta`` is the PER
         importance-sampling exponent (ignored by uniform sampling)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         first_valid, num_valid = self.storage.valid_range(self.n_step)
         if num_valid <= 0:
             raise ValueError(

@@ -10,10 +10,12 @@ Layout: a 1-based heap in one float64 array of ``2 * capacity`` entries, where
 children ``2i`` and ``2i + 1``, leaf ``j`` lives at ``capacity + j``. Entry 0 is unused.
 
 Deviations from the paper's pseudo-code (and from naive per-sample trees):
-- Batched: ``update`` takes arrays of indices and values and recomputes each
-  affected parent once per level (de-duplicated per level, as in Dopamine's
-  ``sum_tree.py``); ``find`` descends all queries together, one NumPy step per
-  level, never one Python iteration per sample.
+- Batched: ``update`` takes arrays of indices and values (duplicates allowed, last
+  write wins) and recomputes the affected parents level by level, de-duplicated per
+  level as in Dopamine's ``sum_tree.py`` (only while more than 16 nodes are being
+  updated: for a handful of nodes, recomputing a shared parent twice writes the same
+  value and is cheaper than de-duplicating); ``find`` descends all queries together,
+  one NumPy step per level, never one Python iteration per sample.
 - Parents are recomputed as ``left + right`` rather than patched by adding the
   delta, so float64 rounding error never accumulates across updates.
 - ``find`` never returns a zero-priority leaf (invalid or padding slot): a query that float
@@ -23,6 +25,8 @@ Deviations from the paper's pseudo-code (and from naive per-sample trees):
 from __future__ import annotations
 
 import numpy as np
+
+_DEDUP_MIN = 16  # de-duplicate a level's parents only when more nodes than this are being updated
 
 
 class SumTree:
@@ -35,6 +39,7 @@ class SumTree:
         self.capacity = 1 << (self.num_leaves - 1).bit_length()  # next power of two >= num_leaves
         self.depth = self.capacity.bit_length() - 1  # number of levels below the root
         self._tree = np.zeros(2 * self.capacity, dtype=np.float64)
+        self._pairs = self._tree.reshape(-1, 2)  # view: row p holds the children of node p
 
     # ------------------------------------------------------------------ queries
     def total(self) -> float:
@@ -99,13 +104,18 @@ class SumTree:
         uniq, first_in_rev = np.unique(idx[::-1], return_index=True)
         node = uniq + self.capacity
         self._tree[node] = vals[::-1][first_in_rev]
-        tree = self._tree
+        tree, pairs = self._tree, self._pairs
         for _ in range(self.depth):
-            node = node >> 1
-            # `node` stays sorted, so de-duplicating is a neighbour comparison (no re-sort).
-            if node.size > 1:
-                node = node[np.concatenate(([True], node[1:] != node[:-1]))]
-            tree[node] = tree[2 * node] + tree[2 * node + 1]
+            node >>= 1
+            # `node` stays sorted, so de-duplicating is a neighbour comparison (no re-sort). Below
+            # _DEDUP_MIN nodes, recomputing a shared parent twice (same value, same write) is cheaper.
+            if node.shape[0] > _DEDUP_MIN:
+                keep = np.empty(node.shape[0], dtype=bool)
+                keep[0] = True
+                np.not_equal(node[1:], node[:-1], out=keep[1:])
+                node = node[keep]
+            children = pairs[node]  # (k, 2): tree[2 * node], tree[2 * node + 1]
+            tree[node] = children[:, 0] + children[:, 1]
 
     def set_leaves(self, values: np.ndarray) -> None:
         """Replace all ``num_leaves`` leaves at once and rebuild every level (O(capacity))."""
