@@ -260,6 +260,11 @@ def parse_overrides(pairs: list[str]) -> dict:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
             value = raw
+        if isinstance(value, str):
+            try:  # YAML 1.1 reads "1e-3" as a string
+                value = float(value)
+            except ValueError:
+                pass
         if "." in key:
             outer, inner = key.split(".", 1)
             out.setdefault(outer, {})[inner] = value
