@@ -123,38 +123,39 @@ def load_checkpoint(directory: Path, *, with_replay: bool = True, device: str | 
 
 
 class CheckpointIndex:
-    """Step checkpoints under ``run/checkpoints``: keeps the last N and the best, via index.json."""
+    """Checkpoints under ``run/checkpoints``: the newest ``keep`` step checkpoints, plus ``best/``
+    (the model with the highest greedy evaluation so far), named in index.json."""
 
     def __init__(self, run_dir: Path, keep: int = 3):
         self.root = Path(run_dir) / "checkpoints"
         self.keep = keep
         self.index_path = self.root / INDEX_FILE
-        self.data = {"latest": None, "best": None, "best_return": None, "steps": []}
+        self.data = {"latest": None, "best": None, "best_return": None, "best_env_step": None, "steps": []}
         if self.index_path.is_file():
             try:
                 self.data.update(json.loads(self.index_path.read_text()))
             except json.JSONDecodeError:
                 self.data["steps"] = sorted(p.name for p in self.root.glob("step_*") if p.is_dir())
 
-    def save(self, env_step: int, tensors, state, replay=None, eval_return: float | None = None) -> Path:
+    def save(self, env_step: int, tensors, state, replay=None) -> Path:
         name = f"step_{env_step:010d}"
         path = save_checkpoint(self.root / name, tensors, state, replay)
-        steps = [s for s in self.data["steps"] if s != name] + [name]
+        self.data["steps"] = [s for s in self.data["steps"] if s != name] + [name]
         self.data["latest"] = name
-        self.data["steps"] = steps
-        if eval_return is not None and (self.data["best_return"] is None or eval_return > self.data["best_return"]):
-            self.data["best"], self.data["best_return"] = name, float(eval_return)
-        self._prune()
+        for old in self.data["steps"][:-self.keep]:
+            shutil.rmtree(self.root / old, ignore_errors=True)
+        self.data["steps"] = self.data["steps"][-self.keep:]
         write_json_atomic(self.index_path, self.data)
         return path
 
-    def _prune(self) -> None:
-        """Keep the newest ``keep`` step checkpoints plus the best one; delete the rest."""
-        recent = set(self.data["steps"][-self.keep:])
-        for name in list(self.data["steps"]):
-            if name not in recent and name != self.data["best"]:
-                shutil.rmtree(self.root / name, ignore_errors=True)
-                self.data["steps"].remove(name)
+    def improves(self, eval_return: float) -> bool:
+        return self.data["best_return"] is None or eval_return > self.data["best_return"]
+
+    def save_best(self, env_step: int, eval_return: float, tensors, state) -> Path:
+        path = save_checkpoint(self.root / "best", tensors, state)
+        self.data.update(best="best", best_return=float(eval_return), best_env_step=int(env_step))
+        write_json_atomic(self.index_path, self.data)
+        return path
 
     def path(self, which: str = "latest") -> Path | None:
         name = self.data.get(which)

@@ -72,7 +72,6 @@ class Trainer:
         self.episodes = 0
         self.next_eval = cfg.eval_freq if cfg.eval_freq > 0 else math.inf
         self.next_checkpoint = cfg.checkpoint_freq if cfg.checkpoint_freq > 0 else math.inf
-        self.best_eval: float | None = None
         self.last_eval: dict | None = None
         self.ep_return = np.zeros(cfg.num_envs)
         self.ep_length = np.zeros(cfg.num_envs, dtype=np.int64)
@@ -262,6 +261,8 @@ class Trainer:
         self.last_eval = result
         if self.logger is not None:
             self.logger.evaluation(self.env_step, result["mean_return"], result["std_return"])
+        if self.checkpoints is not None and self.checkpoints.improves(result["mean_return"]):
+            self.checkpoints.save_best(self.env_step, result["mean_return"], self.agent.tensors(), self.state())
         return result
 
     # --- checkpoints -------------------------------------------------------------------
@@ -286,8 +287,7 @@ class Trainer:
         if self.checkpoints is None:
             return None
         replay = self.buffer.state_dict() if self.cfg.save_replay else None
-        eval_return = self.last_eval["mean_return"] if self.last_eval and self.last_eval["env_step"] == self.env_step else None
-        return self.checkpoints.save(self.env_step, self.agent.tensors(), self.state(), replay, eval_return)
+        return self.checkpoints.save(self.env_step, self.agent.tensors(), self.state(), replay)
 
     def restore(self, checkpoint_dir: Path) -> None:
         """Load a checkpoint written by a run with the same config and env (for resume)."""
