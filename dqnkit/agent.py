@@ -101,13 +101,26 @@ class Agent:
         """Target-network outputs at s' (Q-values or C51 logits); may be computed once for many updates."""
         return self.target(next_obs)
 
-    def update(self, batch: Batch, next_target_out: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """One gradient step on ``batch``; returns tensors: loss, td_abs (per sample), mean_q, grad_norm."""
+    @torch.no_grad()
+    def fixed_targets(self, batch: Batch) -> torch.Tensor | None:
+        """TD targets that depend on the target net only (plain max target, not Double, not C51), for a
+        whole round of updates at once; None when the target needs the online net."""
+        if self.cfg.double_q or self.cfg.distributional or self.cfg.noisy:
+            return None
+        return td_target(batch.reward, batch.discount, batch.terminated, self.target(batch.next_obs))
+
+    def update(self, batch: Batch, next_target_out: torch.Tensor | None = None,
+               target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """One gradient step on ``batch``; returns tensors: loss, td_abs (per sample), q_sa, grad_norm.
+
+        ``next_target_out`` (target-net outputs at s') or ``target`` (finished TD targets, see
+        ``fixed_targets``) may be passed in when computed once for many updates.
+        """
         cfg = self.cfg
         if cfg.noisy:
             self.online.reset_noise(self.noise_gen)
             self.target.reset_noise(self.noise_gen)
-        if next_target_out is None:
+        if next_target_out is None and target is None:
             next_target_out = self.bootstrap_outputs(batch.next_obs)
         out = self.online(batch.obs)
         next_online_q = None
@@ -125,12 +138,12 @@ class Agent:
                                                       batch.terminated, support)
             logits_sa = out[torch.arange(out.shape[0], device=out.device), batch.action]
             loss, td_abs = categorical_loss(logits_sa, target_probs, batch.is_weight if self.weighted else None)
-            mean_q = (logits_sa.detach().softmax(-1) * support).sum(-1).mean()
+            q_sa = (logits_sa.detach().softmax(-1) * support).sum(-1)
         else:
-            target = td_target(batch.reward, batch.discount, batch.terminated, next_target_out, next_online_q)
+            if target is None:
+                target = td_target(batch.reward, batch.discount, batch.terminated, next_target_out, next_online_q)
             q_sa = out.gather(1, batch.action.unsqueeze(1)).squeeze(1)
             loss, td_abs = value_loss(q_sa, target, batch.is_weight if self.weighted else None, cfg.loss)
-            mean_q = q_sa.detach().mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip_value is not None:
@@ -141,7 +154,7 @@ class Agent:
             grad_norm = torch.zeros((), device=self.device)
         self.optimizer.step()
         self.updates += 1
-        return {"loss": loss.detach(), "td_abs": td_abs, "mean_q": mean_q, "grad_norm": grad_norm}
+        return {"loss": loss.detach(), "td_abs": td_abs, "q_sa": q_sa.detach(), "grad_norm": grad_norm}
 
     @torch.no_grad()
     def sync_target(self) -> None:

@@ -203,10 +203,15 @@ class Trainer:
             # The target net and the buffer are fixed during a round: draw every batch at once
             # and evaluate the target net on all next observations in one forward pass.
             big = self.buffer.sample(cfg.batch_size * steps)
-            next_out = self.agent.bootstrap_outputs(big.next_obs)
+            targets = self.agent.fixed_targets(big)
+            next_out = self.agent.bootstrap_outputs(big.next_obs) if targets is None else None
             for g in range(steps):
                 s = slice(g * cfg.batch_size, (g + 1) * cfg.batch_size)
-                self._after_update(self.agent.update(_slice(big, s), next_out[s]))
+                if targets is None:
+                    metrics = self.agent.update(_slice(big, s), next_target_out=next_out[s])
+                else:
+                    metrics = self.agent.update(_slice(big, s), target=targets[s])
+                self._after_update(metrics)
         else:
             beta = self.beta()
             for _ in range(steps):
@@ -224,7 +229,7 @@ class Trainer:
             losses = torch.stack(self._pending_losses)
             self._pending_losses = []
             row = {"update": self.agent.updates, "env_step": self.env_step,
-                   "loss": float(losses.mean()), "mean_q": float(metrics["mean_q"]),
+                   "loss": float(losses.mean()), "mean_q": float(metrics["q_sa"].mean()),
                    "td_abs_mean": float(metrics["td_abs"].mean()), "grad_norm": float(metrics["grad_norm"]),
                    "learning_rate": self.cfg.learning_rate, "sps": round(self._sps(), 1)}
             if not math.isfinite(row["loss"]):
