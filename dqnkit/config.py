@@ -76,6 +76,17 @@ class Config:
     n_atoms: int = _f(51, "C51: number of support atoms.")
     v_min: float = _f(-10.0, "C51: lowest support value.")
     v_max: float = _f(10.0, "C51: highest support value.")
+    # --- pixels and Atari preprocessing (Machado et al. 2018 protocol names) -------------
+    torso: str = _f("auto", "Feature extractor: auto (nature_cnn for image observations, else mlp) | mlp | nature_cnn.")
+    frame_stack: int = _f(1, "Frames stacked into one observation (Atari: 4); replay stores each frame once.")
+    noop_max: int = _f(30, "Atari: up to this many no-op actions after reset (Mnih et al. 2015).")
+    frame_skip: int = _f(4, "Atari: emulator frames per agent step, max-pooled over the last two.")
+    screen_size: int = _f(84, "Atari: observations resized to screen_size x screen_size grayscale.")
+    terminal_on_life_loss: bool = _f(True, "Atari: a lost life ends the bootstrap for learning (reported returns span the game).")
+    clip_rewards: bool = _f(True, "Atari: learn from sign(reward); reported returns stay unclipped.")
+    fire_reset: bool = _f(True, "Atari: press FIRE after reset in games that need it.")
+    sticky_action_prob: float = _f(0.25, "Atari: probability the previous action repeats (ALE v5 default 0.25; Nature 0).")
+    max_episode_frames: int = _f(108_000, "Atari: episode truncated after this many emulator frames (30 min of play).")
     # --- evaluation, logging, checkpoints ------------------------------------------------
     eval_freq: int = _f(10_000, "Env steps between greedy evaluations (0 disables periodic evaluation).")
     eval_episodes: int = _f(10, "Episodes per greedy evaluation.")
@@ -123,6 +134,14 @@ class Config:
         _check_choice("optimizer", self.optimizer, ["adam", "adamw", "rmsprop"])
         _check_choice("exploration_schedule", self.exploration_schedule, ["linear", "exponential", "multiplicative"])
         _check_choice("device", self.device, ["auto", "cpu", "cuda", "mps"], prefix_ok=True)
+        _check_choice("torso", self.torso, ["auto", "mlp", "nature_cnn"])
+        for name in ["frame_stack", "frame_skip", "screen_size", "max_episode_frames"]:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.noop_max < 0:
+            raise ConfigError(f"noop_max must be >= 0, got {self.noop_max}")
+        if not 0.0 <= self.sticky_action_prob <= 1.0:
+            raise ConfigError(f"sticky_action_prob must be in [0, 1], got {self.sticky_action_prob}")
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:
             raise ConfigError(f"max_grad_norm must be > 0 or null, got {self.max_grad_norm}")
         if self.grad_clip_value is not None and self.grad_clip_value <= 0:
@@ -173,7 +192,8 @@ FIELD_NAMES = [f.name for f in fields(Config)]
 
 # rl-baselines3-zoo keys with a different name here, and zoo keys that carry no meaning for us.
 _ZOO_RENAMES = {"n_timesteps": "total_timesteps", "n_envs": "num_envs", "env": "env_id"}
-_ZOO_IGNORED = {"policy", "optimize_memory_usage", "replay_buffer_class", "replay_buffer_kwargs"}
+# env_wrapper: the zoo's AtariWrapper is what dqnkit applies to every ALE/ env anyway.
+_ZOO_IGNORED = {"policy", "optimize_memory_usage", "replay_buffer_class", "replay_buffer_kwargs", "env_wrapper"}
 
 
 def _normalise_keys(values: dict) -> dict:
