@@ -15,11 +15,11 @@ from torch import nn
 class MLPTorso(nn.Module):
     def __init__(self, in_dim: int, hidden: Sequence[int]):
         super().__init__()
-        layers: list[nn.Module] = []
+        layers: list[nn.Module] = [nn.Flatten(1)]
         for width in hidden:
             layers += [nn.Linear(in_dim, width), nn.ReLU()]
             in_dim = width
-        self.net = nn.Sequential(*layers, nn.Flatten(1)) if layers else nn.Flatten(1)
+        self.net = nn.Sequential(*layers)
         self.out_dim = in_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
