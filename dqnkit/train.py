@@ -22,7 +22,7 @@ from dqnkit import __version__
 from dqnkit.agent import Agent
 from dqnkit.checkpoint import CheckpointIndex, load_checkpoint, write_json_atomic
 from dqnkit.config import Config
-from dqnkit.envs.make import final_observations, make_env, obs_spec, spaces_signature
+from dqnkit.envs.make import final_observations, make_env, obs_spec, spaces_signature, step_info
 from dqnkit.envs.recorder import EpisodeRecorder, vector_restore, vector_snapshot
 from dqnkit.errors import CheckpointError, TrainingDiverged
 from dqnkit.evaluate import run_episodes
@@ -46,24 +46,27 @@ class Trainer:
     """Owns envs, agent, replay and counters for one run; ``learn`` advances it."""
 
     def __init__(self, cfg: Config, run_dir: Path | None = None, *, env: EnvSource | None = None,
-                 verbosity: str = "auto", torso: str = "mlp", env_wrapper: Callable | None = None):
+                 verbosity: str = "auto", env_wrapper: Callable | None = None):
         self.cfg = cfg
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.env_source: EnvSource = env if env is not None else cfg.env_id
         self.env_wrapper = env_wrapper
         self.verbosity = verbosity
+        self.atari = isinstance(self.env_source, str) and _is_atari(self.env_source)
         if cfg.torch_threads > 0:
             torch.set_num_threads(cfg.torch_threads)
         self.envs = self._make_vec_env()
         self.n_actions = int(self.envs.single_action_space.n)
         self.obs_shape, self.obs_dtype = obs_spec(self.envs.single_observation_space)
         self.signature = spaces_signature(self.envs)
-        self.agent = Agent(cfg, self.obs_shape, self.n_actions, torso=torso)
+        self.torso = _pick_torso(cfg.torso, self.obs_shape)
+        self.agent = Agent(cfg, self.obs_shape, self.n_actions, torso=self.torso)
         self.device = self.agent.device
+        frames = {"frame_stack": cfg.frame_stack} if self.atari and cfg.frame_stack > 1 else {}
         self.buffer = ReplayBuffer(cfg.buffer_size, cfg.num_envs, self.obs_shape, self.obs_dtype,
                                    n_step=cfg.n_step, gamma=cfg.gamma, prioritized=cfg.prioritized_replay,
                                    alpha=cfg.alpha, priority_eps=cfg.priority_epsilon, seed=cfg.seed + 2,
-                                   device=self.device)
+                                   device=self.device, **frames)
         self.schedule = EpsilonSchedule.from_config(cfg)
         self.rng = np.random.default_rng(cfg.seed + 3)  # exploration draws
         # counters (all checkpointed)
@@ -88,8 +91,12 @@ class Trainer:
         self._clock = (time.perf_counter(), 0)
 
     # --- construction ----------------------------------------------------------------
-    def _single_env(self, seed: int | None = None, render_mode: str | None = None) -> gym.Env:
-        env = make_env(self.env_source, seed=seed, render_mode=render_mode, env_kwargs=self.cfg.env_kwargs or None)
+    def _single_env(self, seed: int | None = None, render_mode: str | None = None, evaluation: bool = False) -> gym.Env:
+        if self.atari:
+            from dqnkit.envs.atari import make_atari_env
+            env = make_atari_env(self.env_source, self.cfg, render_mode=render_mode, evaluation=evaluation)
+        else:
+            env = make_env(self.env_source, seed=seed, render_mode=render_mode, env_kwargs=self.cfg.env_kwargs or None)
         return self.env_wrapper(env) if self.env_wrapper is not None else env
 
     def _make_vec_env(self) -> gym.vector.SyncVectorEnv:
@@ -98,7 +105,8 @@ class Trainer:
         return gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
     def make_eval_env(self, render_mode: str | None = None) -> gym.Env:
-        return self._single_env(render_mode=render_mode)
+        """A separate env for greedy evaluation: unclipped rewards, lives not terminal."""
+        return self._single_env(render_mode=render_mode, evaluation=True)
 
     # --- the loop ----------------------------------------------------------------------
     def epsilon(self) -> float:
@@ -178,11 +186,20 @@ class Trainer:
         next_obs, reward, terminated, truncated, infos = self.envs.step(actions)
         ended = terminated | truncated
         final = final_observations(next_obs, infos, ended) if ended.any() else next_obs
-        self.buffer.add(self.obs, actions, reward, terminated, truncated, final)
+        if self.atari:
+            # learn from clipped rewards and life-loss terminals; report whole-game unclipped returns
+            n = cfg.num_envs
+            raw_reward = step_info(infos, "raw_reward", np.nan, n)
+            raw_reward = np.where(np.isnan(raw_reward), reward, raw_reward)
+            learn_terminated = terminated | step_info(infos, "life_loss", False, n).astype(bool)
+            self.buffer.add(self.obs, actions, reward, learn_terminated, truncated, final, episode_end=ended)
+        else:
+            raw_reward = reward
+            self.buffer.add(self.obs, actions, reward, terminated, truncated, final)
         self.obs = next_obs
         self.vec_steps += 1
         self.env_step += cfg.num_envs
-        self.ep_return += reward
+        self.ep_return += raw_reward
         self.ep_length += 1
         for i in np.flatnonzero(ended):
             self.episodes += 1
@@ -276,7 +293,7 @@ class Trainer:
             "dqnkit_version": __version__,
             "config": self.cfg.to_dict(),
             "env": self.signature,
-            "torso": "mlp" if self.agent.online.torso.__class__.__name__ == "MLPTorso" else "nature_cnn",
+            "torso": self.torso,
             "counters": {"env_step": self.env_step, "vec_steps": self.vec_steps, "episodes": self.episodes,
                          "next_eval": _num(self.next_eval), "next_checkpoint": _num(self.next_checkpoint),
                          "log_at": self._log_at},
@@ -339,6 +356,18 @@ class Trainer:
         if self.logger is not None:
             self.logger.close()
         self.envs.close()
+
+
+def _is_atari(env_id: str) -> bool:
+    from dqnkit.envs.atari import is_atari
+    return is_atari(env_id)
+
+
+def _pick_torso(choice: str, obs_shape: tuple) -> str:
+    """auto: the Nature CNN for image-shaped observations (C, H, W) with H, W >= 36, else an MLP."""
+    if choice != "auto":
+        return choice
+    return "nature_cnn" if len(obs_shape) == 3 and min(obs_shape[1:]) >= 36 else "mlp"
 
 
 def check_compatible(state: dict, signature: dict, where: Path | str, env_id: str | None = None) -> None:

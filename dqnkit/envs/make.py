@@ -401,3 +401,20 @@ def spaces_signature(env: gym.Env | gym.vector.VectorEnv) -> dict[str, Any]:
     if obs_space is None or act_space is None:
         obs_space, act_space = env.observation_space, env.action_space
     return {"observation_space": _space_signature(obs_space), "action_space": _space_signature(act_space)}
+
+
+def step_info(infos: Mapping[str, Any], key: str, default: Any, num_envs: int) -> np.ndarray:
+    """Per-env value of ``key`` for this vector step, in same-step autoreset mode.
+
+    For envs whose episode ended, the step's own info lives in ``infos["final_info"]`` (the
+    top-level entry then holds the reset info), so it is read from there.
+    """
+    out = np.full(num_envs, default)
+    if key in infos:
+        mask = infos.get(f"_{key}", np.ones(num_envs, dtype=bool))
+        out[mask] = np.asarray(infos[key])[mask]
+    final = infos.get("final_info")
+    if isinstance(final, Mapping) and key in final:
+        mask = final.get(f"_{key}", np.ones(num_envs, dtype=bool))
+        out[mask] = np.asarray(final[key])[mask]
+    return out
