@@ -23,6 +23,11 @@ Deviations from the papers:
 - n-step returns are computed at sample time from the stored one-step rewards, so ``gamma`` and
   ``n_step`` do not change what is stored.
 - See ``samplers.py`` for the PER deviations (weights normalised by the batch maximum).
+
+Stacked pixel observations (``frame_stack=k > 1``, obs ``(k, H, W)`` uint8): ``FrameStackStorage``
+(``frames.py``) stores each frame once and rebuilds stacks at sample time; ``add`` then takes
+``episode_end`` (the env's next observation starts a new episode; default ``terminated | truncated``),
+which differs from ``terminated`` when a lost life stops bootstrapping but not the game.
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ import numpy as np
 import torch
 
 from dqnkit.errors import CheckpointError
+from dqnkit.replay.frames import FrameStackStorage
 from dqnkit.replay.nstep import nstep_window
 from dqnkit.replay.samplers import PrioritizedSampler, UniformSampler
 from dqnkit.replay.storage import RingStorage, stored_obs_dtype
@@ -53,6 +59,8 @@ class ReplayBuffer:
         priority_eps: added to ``td_abs`` so no valid transition has priority 0.
         seed: seed of the sampler's own ``np.random.Generator(PCG64(seed))``.
         device: torch device of the returned batches.
+        frame_stack: ``k > 1`` stores uint8 observations ``(k, H, W)`` one frame per transition
+            (``FrameStackStorage``); 1 stores whole observations (``RingStorage``).
     """
 
     def __init__(
@@ -69,16 +77,32 @@ class ReplayBuffer:
         priority_eps: float = 1e-6,
         seed: int | None = None,
         device: str | torch.device = "cpu",
+        frame_stack: int = 1,
     ) -> None:
         if n_step < 1:
             raise ValueError(f"n_step must be >= 1, got {n_step}")
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {gamma}")
-        self.storage = RingStorage(capacity, num_envs, obs_shape, obs_dtype)
-        if self.storage.num_rows <= n_step:
+        if frame_stack < 1:
+            raise ValueError(f"frame_stack must be >= 1, got {frame_stack}")
+        self.frame_stack = int(frame_stack)
+        if self.frame_stack > 1:
+            shape = tuple(obs_shape)
+            if len(shape) != 3 or shape[0] != self.frame_stack or np.dtype(obs_dtype) != np.uint8:
+                raise ValueError(
+                    f"frame_stack={self.frame_stack} needs uint8 observations of shape "
+                    f"({self.frame_stack}, H, W), got shape {shape} dtype {np.dtype(obs_dtype)}; "
+                    f"stack frames with FrameStackObservation({self.frame_stack}) or use frame_stack=1"
+                )
+            self.storage = FrameStackStorage(capacity, num_envs, obs_shape, obs_dtype)
+        else:
+            self.storage = RingStorage(capacity, num_envs, obs_shape, obs_dtype)
+        min_rows = n_step + self.frame_stack - 1
+        if self.storage.num_rows <= min_rows:
+            stack = f" and frame_stack={self.frame_stack}" if self.frame_stack > 1 else ""
             raise ValueError(
                 f"capacity {capacity} gives {self.storage.num_rows} rows of {num_envs} envs; "
-                f"n_step={n_step} needs more than {n_step} rows"
+                f"n_step={n_step}{stack} needs more than {min_rows} rows"
             )
         self.capacity = int(capacity)
         self.num_envs = int(num_envs)
@@ -96,19 +120,25 @@ class ReplayBuffer:
             self.sampler = UniformSampler(self.storage.num_slots, seed=seed)
 
     # ------------------------------------------------------------------ writing
-    def add(self, obs, action, reward, terminated, truncated, final_obs) -> None:
+    def add(self, obs, action, reward, terminated, truncated, final_obs, episode_end=None) -> None:
         """Add one vector step: row ``i`` of each argument belongs to env ``i``.
 
         ``obs`` is the observation the action was taken in; ``final_obs`` is the true next observation
         of this step (only the rows with ``truncated`` set are kept; the next ``add``'s ``obs`` supplies
-        the next observation of every other row).
+        the next observation of every other row). ``episode_end`` (frame stacks only; default
+        ``terminated | truncated``): the next ``obs`` of that env starts a new episode.
         """
-        row = self.storage.write(obs, action, reward, terminated, truncated, final_obs)
+        if self.frame_stack > 1:
+            row = self.storage.write(obs, action, reward, terminated, truncated, final_obs, episode_end)
+            written = np.concatenate((self.storage.row_slots(row), self.storage.newly_unsampleable()))
+        else:
+            row = self.storage.write(obs, action, reward, terminated, truncated, final_obs)
+            written = self.storage.row_slots(row)
         # Row `row - n_step` now has its whole window and the observation after it written.
         now_valid = None
         if self.storage.rows_added > self.n_step:
             now_valid = self.storage.row_slots((row - self.n_step) % self.storage.num_rows)
-        self.sampler.on_write(self.storage.row_slots(row), now_valid)
+        self.sampler.on_write(written, now_valid)
 
     # ------------------------------------------------------------------ reading
     def __len__(self) -> int:
@@ -116,7 +146,8 @@ class ReplayBuffer:
         return self.storage.rows_stored * self.num_envs
 
     def num_valid(self) -> int:
-        """Transitions that can be sampled now (all stored except the newest ``n_step`` rows)."""
+        """Transitions that can be sampled now (all stored except the newest ``n_step`` rows, and with
+        frame stacks the oldest ``frame_stack - 1`` rows of a full ring)."""
         return self.storage.valid_range(self.n_step)[1]
 
     def can_sample(self, batch_size: int) -> bool:
@@ -191,6 +222,7 @@ class ReplayBuffer:
             "n_step": self.n_step,
             "gamma": self.gamma,
             "prioritized": self.prioritized,
+            "frame_stack": self.frame_stack,
         }
 
     def state_dict(self) -> tuple[dict[str, np.ndarray], dict]:
@@ -214,7 +246,9 @@ class ReplayBuffer:
         if meta.get("format_version") != _FORMAT_VERSION:
             raise CheckpointError(f"replay checkpoint format {meta.get('format_version')!r}, expected {_FORMAT_VERSION}")
         saved, mine = meta["config"], self._config()
-        for key in ("capacity", "num_envs", "obs_shape", "obs_dtype", "n_step", "prioritized"):
+        saved = {"frame_stack": 1, **saved}  # checkpoints from before frame stacks
+        keys = ("capacity", "num_envs", "obs_shape", "obs_dtype", "n_step", "prioritized", "frame_stack")
+        for key in keys:
             if saved[key] != mine[key]:
                 raise CheckpointError(
                     f"replay checkpoint has {key}={saved[key]!r} but this buffer has {key}={mine[key]!r}: "
@@ -230,7 +264,8 @@ class ReplayBuffer:
         kind = "prioritized" if self.prioritized else "uniform"
         return (
             f"ReplayBuffer({len(self)}/{self.storage.num_slots} transitions, num_envs={self.num_envs}, "
-            f"obs={self.obs_shape} {self.obs_dtype}, n_step={self.n_step}, {kind})"
+            f"obs={self.obs_shape} {self.obs_dtype}, n_step={self.n_step}, {kind}"
+            + (f", frame_stack={self.frame_stack})" if self.frame_stack > 1 else ")")
         )
 
 
