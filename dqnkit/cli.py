@@ -38,10 +38,14 @@ def build_config(args):
     elif not args.config and not args.env:
         values.update(load_preset("CartPole-v1"))
     if args.env and not args.preset and not args.config:
-        try:
-            values.update(load_preset(args.env))
-        except DqnkitError:
-            pass
+        from dqnkit.envs.atari import is_atari
+        if is_atari(args.env):  # any ALE game: Nature-DQN preprocessing and hyperparameters
+            values.update(load_preset("atari-nature"))
+        else:
+            try:
+                values.update(load_preset(args.env))
+            except DqnkitError:
+                pass
     if args.config:
         values.update(read_config_file(args.config, args.env))
     if args.env:

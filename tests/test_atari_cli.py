@@ -1,0 +1,29 @@
+"""Atari through the CLI: the smoke preset trains Pong from pixels, checkpoints and evaluates."""
+import csv
+import json
+
+
+
+def test_pong_smoke_run_checkpoints_and_evaluates(cli, tmp_path):
+    run = tmp_path / "pong"
+    r = cli("train", "--preset", "atari-cpu-smoke", "--out", run, "--quiet")
+    assert r.returncode == 0, r.stderr
+    evals = list(csv.DictReader(open(run / "eval.csv")))
+    assert [e["env_step"] for e in evals] == ["1500", "3000"]
+    assert list((run / "checkpoints").glob("step_*"))
+    cfg = (run / "config.yaml").read_text()
+    assert "frame_stack: 4" in cfg and "torso: nature_cnn" in cfg
+    r = cli("eval", run, "--episodes", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["episodes"] == 1 and -21 <= out["mean_return"] <= 21
+
+
+def test_ale_env_id_gets_the_nature_preset():
+    import argparse
+
+    from dqnkit.cli import build_config
+    args = argparse.Namespace(preset=None, config=None, env="ALE/Breakout-v5", set=[], seed=None, steps=None,
+                              num_envs=None, save_replay=False)
+    cfg = build_config(args)
+    assert cfg.env_id == "ALE/Breakout-v5" and cfg.frame_stack == 4 and cfg.torso == "nature_cnn"
