@@ -1,0 +1,121 @@
+"""Helpers shared by the benchmark scripts: self-invoked workers, parallel runs, tables, paths.
+
+Not a benchmark itself. Every script runs its measured work in a fresh ``python <script> --worker ...``
+subprocess that prints exactly one JSON line on stdout; the parent collects those lines.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Sequence
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+RUNS_DIR = BENCH_DIR / "runs"
+
+
+def results_dir(smoke: bool) -> Path:
+    """Smoke results go to results/smoke/ (git-ignored) so they never overwrite real ones."""
+    path = RESULTS_DIR / "smoke" if smoke else RESULTS_DIR
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def child_env(threads: int) -> dict[str, str]:
+    """Environment for a worker: BLAS/OpenMP pools sized like torch's intra-op pool."""
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = str(threads)
+    env["MKL_NUM_THREADS"] = str(threads)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run_worker(script: str | Path, args: Sequence[str], threads: int = 1) -> dict[str, Any]:
+    """Run ``python script args...`` and return the last JSON line it printed (or an error record)."""
+    cmd = [sys.executable, str(script), *map(str, args)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_DIR, env=child_env(threads))
+    wall = time.perf_counter() - t0
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
+        return {"error": f"exit code {proc.returncode}", "stderr_tail": tail, "cmd": cmd, "process_wall_s": wall}
+    out = json.loads(lines[-1])
+    out["process_wall_s"] = round(wall, 3)
+    return out
+
+
+def run_many(script: str | Path, arg_lists: list[list[str]], jobs: int = 1, threads: int = 1) -> list[dict]:
+    """Run workers, at most ``jobs`` at a time, printing one progress line per finished worker."""
+    total = len(arg_lists)
+    done = [0]
+
+    def one(args: list[str]) -> dict:
+        res = run_worker(script, args, threads)
+        done[0] += 1
+        status = res.get("error", "ok")
+        print(f"[{done[0]}/{total}] {' '.join(args)} -> {status} ({res.get('process_wall_s', 0):.1f} s)",
+              file=sys.stderr, flush=True)
+        if "error" in res:
+            print("\n".join("    " + ln for ln in res["stderr_tail"]), file=sys.stderr, flush=True)
+        return res
+
+    if jobs <= 1:
+        return [one(a) for a in arg_lists]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(one, arg_lists))
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0 for a single value)."""
+    vals = [float(v) for v in values]
+    if not vals:
+        return math.nan, math.nan
+    m = sum(vals) / len(vals)
+    if len(vals) == 1:
+        return m, 0.0
+    return m, math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
+
+
+def fmt(x: Any, digits: int = 1) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return "nan" if math.isnan(x) else f"{x:.{digits}f}"
+    return str(x)
+
+
+def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine_info() -> dict[str, Any]:
+    import gymnasium
+    import torch
+
+    import dqnkit
+    info = {"python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
+            "torch": torch.__version__, "gymnasium": gymnasium.__version__, "dqnkit": dqnkit.__version__,
+            "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO_DIR)
+        info["git_rev"] = rev.stdout.strip() or None
+    except OSError:
+        info["git_rev"] = None
+    return info
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"wrote {path.relative_to(REPO_DIR)}", file=sys.stderr)

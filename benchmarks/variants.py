@@ -1,0 +1,199 @@
+"""Rainbow-family ablation: what does each DQN extension do on top of a tuned preset?
+
+Variants (config keys exactly as in dqnkit/config.py), each applied on top of the env's preset, whose other
+hyperparameters stay as tuned for plain DQN (nothing is re-tuned per variant):
+  dqn      the preset unchanged
+  double   double_q=True
+  dueling  dueling=True
+  per      prioritized_replay=True, alpha=0.6, beta_initial=0.4 (beta annealed to 1 at total_timesteps)
+  nstep    n_step=3
+  noisy    noisy=True (epsilon-greedy off; exploration comes from the noisy head)
+  c51      distributional=True, n_atoms=51, v_min/v_max per env (SUPPORT below)
+  rainbow  all of the above together
+C51 supports: CartPole-v1 [0, 200]: rewards are +1 per step, so discounted returns (gamma 0.99) lie in [0, 100];
+the support leaves headroom above and spaces atoms 4 apart. LunarLander-v3 [-300, 300]: a crash gives -100 and
+a landing +100..+140 on top of the shaping rewards; discounted returns stay roughly within +-300.
+PER and noisy variants sample and update batch by batch (the plain path draws all batches of a round at once),
+so they are slower per update; wall time is reported for information only.
+
+Per run: ``DQN.from_preset(env, seed=s, run_dir=benchmarks/runs/variants/<env>/<variant>-s<seed>, torch_threads=1,
+**variant).learn()``, then 20 greedy episodes (reset seeds 10_000..10_019). The table gives the final greedy
+mean ± std over seeds and the env steps to the first periodic evaluation (the run's eval.csv: every eval_freq
+steps of the preset, 10 episodes) with mean return >= threshold (CartPole-v1 475, LunarLander-v3 200).
+The plot shows mean periodic-evaluation return vs env steps per variant (band: ± std over seeds).
+
+Full runs (CartPole: 8 variants x 3 seeds x 50k steps; LunarLander adds 8 x 3 x 100k steps at one update per
+env step, which takes many hours on 2 cores):
+
+    python benchmarks/variants.py --seeds 0 1 2 --jobs 2
+    python benchmarks/variants.py --envs CartPole-v1 LunarLander-v3 --seeds 0 1 2 --jobs 2
+
+Smoke test (seed 0, 300 env steps, evaluation every 100 steps with 2 episodes):
+
+    python benchmarks/variants.py --smoke
+
+Writes benchmarks/results/variants.md, variants.json and variants.png (smoke: benchmarks/results/smoke/).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+SUPPORT = {"CartPole-v1": (0.0, 200.0), "LunarLander-v3": (-300.0, 300.0)}
+THRESHOLD = {"CartPole-v1": 475.0, "LunarLander-v3": 200.0}
+PER = dict(prioritized_replay=True, alpha=0.6, beta_initial=0.4)
+VARIANTS = {
+    "dqn": {},
+    "double": dict(double_q=True),
+    "dueling": dict(dueling=True),
+    "per": PER,
+    "nstep": dict(n_step=3),
+    "noisy": dict(noisy=True),
+    "c51": dict(distributional=True, n_atoms=51),
+    "rainbow": dict(double_q=True, dueling=True, **PER, n_step=3, noisy=True, distributional=True, n_atoms=51),
+}
+EVAL_EPISODES, EVAL_SEED = 20, 10_000
+SMOKE = dict(total_timesteps=300, learning_starts=100, eval_freq=100, eval_episodes=2)
+SMOKE_EVAL_EPISODES = 2
+
+
+def variant_config(env: str, variant: str) -> dict:
+    cfg = dict(VARIANTS[variant])
+    if cfg.get("distributional"):
+        cfg["v_min"], cfg["v_max"] = SUPPORT[env]
+    return cfg
+
+
+def run_dir_for(env: str, variant: str, seed: int, smoke: bool) -> Path:
+    return C.RUNS_DIR / ("smoke" if smoke else "") / "variants" / env / f"{variant}-s{seed}"
+
+
+def read_eval_csv(path: Path) -> list[tuple[int, float]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return [(int(float(r["env_step"])), float(r["mean_return"])) for r in csv.DictReader(f)]
+
+
+def worker(args: argparse.Namespace) -> None:
+    from dqnkit import DQN
+    env, variant = args.worker
+    run_dir = run_dir_for(env, variant, args.seed, args.smoke)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # a fresh run each time (our own benchmark folder)
+    overrides = {**variant_config(env, variant), **(SMOKE if args.smoke else {})}
+    t0 = time.perf_counter()
+    model = DQN.from_preset(env, seed=args.seed, run_dir=run_dir, torch_threads=1, **overrides)
+    model.learn()  # the preset's budget
+    train_wall = time.perf_counter() - t0
+    ev = model.evaluate(SMOKE_EVAL_EPISODES if args.smoke else EVAL_EPISODES, seed=EVAL_SEED)
+    model.close()
+    print(json.dumps({"env": env, "variant": variant, "seed": args.seed, "config": overrides,
+                      "budget": model.config.total_timesteps, "status": model.trainer.status,
+                      "final_mean": ev["mean_return"], "final_std": ev["std_return"],
+                      "train_wall_s": round(train_wall, 2), "wall_s": round(time.perf_counter() - t0, 2),
+                      "run_dir": str(run_dir.relative_to(C.REPO_DIR))}))
+
+
+def summarize(envs: list[str], variants: list[str], seeds: list[int], runs: list[dict], smoke: bool):
+    text, summary = "", []
+    for env in envs:
+        thr = THRESHOLD[env]
+        rows = []
+        for v in variants:
+            mine = [r for r in runs if r.get("env") == env and r.get("variant") == v and "error" not in r]
+            finals = [r["final_mean"] for r in mine]
+            curves = {r["seed"]: read_eval_csv(C.REPO_DIR / r["run_dir"] / "eval.csv") for r in mine}
+            to_thr = {s: next((step for step, ret in c if ret >= thr), None) for s, c in curves.items()}
+            reached = [x for x in to_thr.values() if x is not None]
+            steps = sorted(set.intersection(*(set(st for st, _ in c) for c in curves.values()))) if curves else []
+            mean_curve = [(st, *C.mean_std([dict(c)[st] for c in curves.values()])) for st in steps]
+            m, sd = C.mean_std(finals)
+            rows.append([v, f"{len(mine)}/{len(seeds)}", f"{m:.1f} ± {sd:.1f}" if finals else "-",
+                         ", ".join(f"{x:.1f}" for x in finals) or "-",
+                         ", ".join(str(to_thr[s]) if to_thr[s] is not None else "never" for s in sorted(to_thr)) or "-",
+                         C.mean_std(reached)[0] if reached else "never",
+                         C.mean_std([r["wall_s"] for r in mine])[0] if mine else "-"])
+            summary.append({"env": env, "variant": v, "config": variant_config(env, v), "finals": finals,
+                            "mean": m, "std": sd, "steps_to_threshold": to_thr, "threshold": thr,
+                            "curve": mean_curve, "mean_wall_s": C.mean_std([r["wall_s"] for r in mine])[0]})
+        text += f"## {env} (threshold {thr:g})\n\n" + C.markdown_table(
+            ["variant", "runs ok", "final greedy mean ± std", "per seed", f"env steps to eval ≥ {thr:g} (per seed)",
+             "mean (seeds reaching it)", "wall s / run"], rows) + "\n\n"
+    text += (f"Final greedy mean over {SMOKE_EVAL_EPISODES if smoke else EVAL_EPISODES} episodes (reset seeds from "
+             f"{EVAL_SEED}); ± sample std over seeds. Threshold steps from each run's eval.csv.\n")
+    if smoke:
+        text += "\nSMOKE RUN: 300 env steps per run; the numbers are meaningless.\n"
+    return text, summary
+
+
+def plot(summary: list[dict], envs: list[str], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(envs), figsize=(6.5 * len(envs), 4.5), squeeze=False)
+    for ax, env in zip(axes[0], envs):
+        for s in (x for x in summary if x["env"] == env and x["curve"]):
+            st = [p[0] for p in s["curve"]]
+            mu = [p[1] for p in s["curve"]]
+            sd = [p[2] for p in s["curve"]]
+            line, = ax.plot(st, mu, marker=".", label=s["variant"])
+            ax.fill_between(st, [a - b for a, b in zip(mu, sd)], [a + b for a, b in zip(mu, sd)],
+                            color=line.get_color(), alpha=0.12)
+        ax.axhline(THRESHOLD[env], color="gray", linestyle="--", linewidth=1)
+        ax.set(title=env, xlabel="env steps", ylabel="greedy eval return (mean over seeds)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"wrote {path.relative_to(C.REPO_DIR)}", file=sys.stderr)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--envs", nargs="+", default=["CartPole-v1"], choices=sorted(THRESHOLD),
+                   help="presets to run on (default: CartPole-v1)")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
+                   help="variants (default: all)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: 0 1 2; --smoke: 0)")
+    p.add_argument("--jobs", type=int, default=1, help="trainings run in parallel, 1 torch thread each (default: 1)")
+    p.add_argument("--smoke", action="store_true", help="300 env steps per run: checks that everything runs")
+    p.add_argument("--worker", nargs=2, metavar=("ENV", "VARIANT"), help=argparse.SUPPRESS)
+    p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        return worker(args)
+    args.seeds = args.seeds or ([0] if args.smoke else [0, 1, 2])
+
+    jobs = [["--worker", env, v, "--seed", str(s)] + (["--smoke"] if args.smoke else [])
+            for env in args.envs for s in args.seeds for v in args.variants]
+    t0 = time.perf_counter()
+    runs = C.run_many(Path(__file__).resolve(), jobs, jobs=args.jobs, threads=1)
+    total = time.perf_counter() - t0
+    text, summary = summarize(args.envs, args.variants, args.seeds, runs, args.smoke)
+    text += f"Total wall {total:.0f} s with --jobs {args.jobs}.\n"
+    print(text)
+    out = C.results_dir(args.smoke)
+    (out / "variants.md").write_text("# DQN variants (Rainbow-family ablation)\n\n" + text)
+    plot(summary, args.envs, out / "variants.png")
+    C.write_json(out / "variants.json", {"benchmark": "variants", "smoke": args.smoke, "jobs": args.jobs,
+                                         "supports": SUPPORT, "thresholds": THRESHOLD, "machine": C.machine_info(),
+                                         "total_wall_s": total, "summary": summary, "runs": runs})
+    failed = [r for r in runs if "error" in r]
+    for r in failed:
+        print(f"FAILED: {' '.join(r['cmd'][2:])}: {r['error']}", file=sys.stderr)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
