@@ -1,0 +1,623 @@
+"""Look inside a Q-table: greedy-policy arrows on a grid, Q-values of key states, the greedy path.
+
+Works on any ``(n_states, n_actions)`` NumPy array: a tabular run's ``qtable.safetensors``,
+or a DQN's Q-values evaluated on every state by the caller (this module imports no torch).
+Grid environments are described by a :class:`GridLayout`; :func:`grid_layout` builds one
+from dqnkit's GridWorld-v0 (attributes ``grid_shape, start, goal, obstacles, to_state,
+to_pos``), Gymnasium's FrozenLake-v1 (``desc`` map: S start, G goal, H holes) and Taxi
+(v3/v4: arrows per taxi position for one fixed passenger location and destination; pickup
+and dropoff drawn as "P" and "D").
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from dqnkit.errors import CheckpointError, EnvError
+
+__all__ = [
+    "GridLayout",
+    "GreedyPath",
+    "grid_layout",
+    "draw_policy",
+    "key_states_table",
+    "greedy_path",
+    "policy_report",
+    "load_qtable",
+    "make_tabular_env",
+    "GRIDWORLD_ARROWS",
+]
+
+Pos = tuple[int, int]
+
+# dqnkit GridWorld-v0 action order: 0 up, 1 right, 2 down, 3 left.
+GRIDWORLD_ARROWS = ("↑", "→", "↓", "←")
+GRIDWORLD_NAMES = ("up", "right", "down", "left")
+GRIDWORLD_MOVES: tuple[Pos, ...] = ((-1, 0), (0, 1), (1, 0), (0, -1))
+
+
+@dataclass
+class GridLayout:
+    """Where the states of a discrete environment sit on a grid.
+
+    ``to_state((row, col)) -> state index`` and ``to_pos(state) -> (row, col)``.
+    ``action_moves[a]`` is the intended (row, col) displacement of action ``a`` or None
+    for an action that does not move (Taxi's pickup/dropoff). ``obstacles`` are cells the
+    agent cannot stand on when ``obstacle_kind == "wall"`` (moves into them leave it in
+    place) or terminal cells when ``"hole"`` (FrozenLake). ``walls`` are blocked edges
+    between two neighbouring cells (Taxi). ``labels`` are extra letters drawn in cells.
+    """
+
+    grid_shape: Pos
+    start: Pos | None
+    goals: tuple[Pos, ...]
+    obstacles: tuple[Pos, ...]
+    to_state: Callable[[Pos], int]
+    to_pos: Callable[[int], Pos]
+    action_arrows: tuple[str, ...] = GRIDWORLD_ARROWS
+    action_names: tuple[str, ...] = GRIDWORLD_NAMES
+    action_moves: tuple[Pos | None, ...] = GRIDWORLD_MOVES
+    obstacle_kind: str = "wall"  # "wall" | "hole"
+    goal_is_terminal: bool = True
+    walls: frozenset[frozenset[Pos]] = field(default_factory=frozenset)
+    labels: dict[Pos, str] = field(default_factory=dict)
+    obstacle_label: str = "obstacle"
+    name: str = "grid"
+    note: str = ""
+
+    @property
+    def terminal_cells(self) -> set[Pos]:
+        cells = set(self.goals) if self.goal_is_terminal else set()
+        if self.obstacle_kind == "hole":
+            cells |= set(self.obstacles)
+        return cells
+
+    def intended_move(self, pos: Pos, action: int) -> Pos:
+        """The cell an action aims for: off-grid, into a wall or a blocking obstacle -> stay."""
+        move = self.action_moves[action] if action < len(self.action_moves) else None
+        if move is None:
+            return pos
+        nxt = (pos[0] + move[0], pos[1] + move[1])
+        rows, cols = self.grid_shape
+        if not (0 <= nxt[0] < rows and 0 <= nxt[1] < cols):
+            return pos
+        if frozenset((pos, nxt)) in self.walls:
+            return pos
+        if self.obstacle_kind == "wall" and nxt in self.obstacles:
+            return pos
+        return nxt
+
+
+def _row_major(cols: int) -> tuple[Callable[[Pos], int], Callable[[int], Pos]]:
+    def to_state(pos: Pos) -> int:
+        return int(pos[0]) * cols + int(pos[1])
+
+    def to_pos(state: int) -> Pos:
+        return (int(state) // cols, int(state) % cols)
+
+    return to_state, to_pos
+
+
+def _pos(value: Any) -> Pos:
+    return (int(value[0]), int(value[1]))
+
+
+def _positions(value: Any) -> tuple[Pos, ...]:
+    if value is None:
+        return ()
+    arr = np.asarray(value)
+    if arr.ndim == 1 and arr.size == 2:
+        return (_pos(arr),)
+    return tuple(_pos(v) for v in value)
+
+
+def _first_attr(obj: Any, *names: str) -> Any:
+    for name in names:
+        value = getattr(obj, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+def _env_name(env: Any, unwrapped: Any) -> str:
+    spec = getattr(env, "spec", None) or getattr(unwrapped, "spec", None)
+    return getattr(spec, "id", None) or type(unwrapped).__name__
+
+
+def _stochastic(model: Any) -> bool:
+    """True when a toy-text transition table ``P[s][a]`` has more than one outcome somewhere."""
+    if not model:
+        return False
+    rows = model.values() if isinstance(model, Mapping) else model
+    for moves in rows:
+        for outcomes in (moves.values() if isinstance(moves, Mapping) else moves):
+            if len(outcomes) > 1:
+                return True
+    return False
+
+
+def grid_layout(env: Any, *, passenger: int = 0, destination: int = 3) -> GridLayout:
+    """Describe ``env`` (wrapped or not) as a :class:`GridLayout`.
+
+    - dqnkit GridWorld (any env exposing ``grid_shape`` plus ``to_state``/``to_pos``):
+      ``start``, ``goal`` (or ``goals``), ``obstacles`` (or ``obstacle``) from its attributes;
+      actions 0 up, 1 right, 2 down, 3 left unless it has ``action_names``; obstacles block.
+    - FrozenLake: the ``desc`` map; holes are terminal; actions 0 left, 1 down, 2 right, 3 up.
+    - Taxi (v3/v4): the 5x5 taxi positions for one slice of the state space, passenger at
+      ``passenger`` (0 R, 1 G, 2 Y, 3 B; 4 = in the taxi) going to ``destination`` (0-3);
+      actions 0 south, 1 north, 2 east, 3 west, 4 pickup "P", 5 dropoff "D"; the map's
+      ``|`` walls are kept. No cell is terminal in a slice (only a dropoff ends an episode).
+    """
+    u = getattr(env, "unwrapped", env)
+    if hasattr(u, "grid_shape") and hasattr(u, "to_state") and hasattr(u, "to_pos"):
+        rows, cols = _pos(u.grid_shape)
+        goals = _positions(_first_attr(u, "goals", "goal"))
+        obstacles = _positions(_first_attr(u, "obstacles", "obstacle"))
+        names = tuple(getattr(u, "action_names", GRIDWORLD_NAMES))
+        arrows = tuple(getattr(u, "action_arrows", GRIDWORLD_ARROWS))
+        is_terminal = getattr(u, "is_terminal", None)
+        terminal_obstacles = bool(obstacles) and callable(is_terminal) and all(is_terminal(o) for o in obstacles)
+        start = getattr(u, "start", None)
+        return GridLayout(
+            grid_shape=(rows, cols),
+            start=_pos(start) if start is not None else None,
+            goals=goals,
+            obstacles=obstacles,
+            to_state=lambda p: int(u.to_state(_pos(p))),
+            to_pos=lambda s: _pos(u.to_pos(int(s))),
+            action_arrows=arrows,
+            action_names=names,
+            obstacle_kind="hole" if terminal_obstacles else "wall",
+            name=_env_name(env, u),
+            note="slippery: moves are intended directions" if _stochastic(getattr(u, "P", None)) else "",
+        )
+    if hasattr(u, "locs") and hasattr(u, "encode") and hasattr(u, "desc"):
+        if not (0 <= passenger <= 4 and 0 <= destination <= 3):
+            raise ValueError(f"Taxi: passenger must be 0-4 and destination 0-3, got {passenger}, {destination}")
+        desc = np.asarray(u.desc).astype(str)
+        walls = set()
+        for r in range(5):
+            for c in range(4):
+                if desc[r + 1, 2 * c + 2] == "|":
+                    walls.add(frozenset(((r, c), (r, c + 1))))
+        locs = [_pos(p) for p in u.locs]
+        letters = "RGYB"
+        labels = {loc: letters[i] for i, loc in enumerate(locs)}
+        note = (f"passenger {'in taxi' if passenger == 4 else 'at ' + letters[passenger]}, "
+                f"destination {letters[destination]}")
+        return GridLayout(
+            grid_shape=(5, 5),
+            start=None,
+            goals=(locs[destination],),
+            obstacles=(),
+            to_state=lambda p: int(u.encode(int(p[0]), int(p[1]), passenger, destination)),
+            to_pos=lambda s: _pos(list(u.decode(int(s)))[:2]),
+            action_arrows=("↓", "↑", "→", "←", "P", "D"),
+            action_names=("south", "north", "east", "west", "pickup", "dropoff"),
+            action_moves=((1, 0), (-1, 0), (0, 1), (0, -1), None, None),
+            goal_is_terminal=False,
+            walls=frozenset(walls),
+            labels=labels,
+            name=_env_name(env, u),
+            note=note,
+        )
+    if hasattr(u, "desc") and hasattr(u, "nrow") and hasattr(u, "ncol"):
+        desc = np.asarray(u.desc).astype(str)
+        rows, cols = int(u.nrow), int(u.ncol)
+        to_state, to_pos = _row_major(cols)
+
+        def cells(letter: str) -> tuple[Pos, ...]:
+            return tuple((int(r), int(c)) for r, c in zip(*np.nonzero(desc == letter)))
+
+        starts = cells("S")
+        slippery = _stochastic(getattr(u, "P", None))
+        return GridLayout(
+            grid_shape=(rows, cols),
+            start=starts[0] if starts else None,
+            goals=cells("G"),
+            obstacles=cells("H"),
+            to_state=to_state,
+            to_pos=to_pos,
+            action_arrows=("←", "↓", "→", "↑"),
+            action_names=("left", "down", "right", "up"),
+            action_moves=((0, -1), (1, 0), (0, 1), (-1, 0)),
+            obstacle_kind="hole",
+            obstacle_label="hole",
+            name=_env_name(env, u),
+            note="slippery: moves are intended directions" if slippery else "",
+        )
+    raise EnvError(
+        f"cannot lay out {type(u).__name__} on a grid: it has no grid_shape/to_state/to_pos "
+        "(dqnkit GridWorld), desc map (FrozenLake) or Taxi encoding; use key_states_table instead"
+    )
+
+
+# --------------------------------------------------------------------------- drawing
+
+
+def _greedy(q_row: np.ndarray) -> int | None:
+    """argmax of one row; None when all values are equal (an unvisited state)."""
+    if not np.all(np.isfinite(q_row)) or np.ptp(q_row) == 0:
+        return None
+    return int(np.argmax(q_row))
+
+
+def draw_policy(
+    q_table: np.ndarray,
+    grid_shape: Sequence[int],
+    start: Sequence[int] | None,
+    goal: Sequence[int] | Sequence[Sequence[int]] | None,
+    obstacles: Sequence[Sequence[int]] = (),
+    out_path: str | Path = "policy.png",
+    action_arrows: Sequence[str] = GRIDWORLD_ARROWS,
+    title: str = "Greedy policy",
+    *,
+    to_state: Callable[[Pos], int] | None = None,
+    terminal: Sequence[Sequence[int]] | None = None,
+    walls: frozenset[frozenset[Pos]] | None = None,
+    labels: Mapping[Pos, str] | None = None,
+    path: Sequence[Sequence[int]] | None = None,
+    obstacle_label: str = "obstacle",
+    goal_terminal: bool = True,
+) -> Path:
+    """Draw the greedy action of every non-terminal cell over a heatmap of max_a Q(s, a).
+
+    ``to_state`` maps (row, col) to the Q-table row (default: row-major ``row * cols + col``).
+    Goal cells (unless ``goal_terminal=False``, as in Taxi where the destination is an
+    ordinary cell) and ``terminal`` cells get no arrow and no colour (their Q is never
+    bootstrapped from); ``obstacles`` are greyed out. A cell
+    whose Q-values are all equal (never updated) shows a dot instead of an arrow. ``path``,
+    if given, is drawn as a line through the cell centres. Returns ``out_path``.
+    """
+    q = np.asarray(q_table, dtype=np.float64)
+    if q.ndim != 2:
+        raise ValueError(f"q_table must be (n_states, n_actions), got shape {q.shape}")
+    rows, cols = int(grid_shape[0]), int(grid_shape[1])
+    if to_state is None:
+        to_state = _row_major(cols)[0]
+        if q.shape[0] < rows * cols:
+            raise ValueError(f"q_table has {q.shape[0]} states, fewer than the {rows}x{cols} grid")
+    goals = set(_positions(goal))
+    blocked = set(_positions(obstacles) if len(obstacles) else ())
+    no_arrow = (goals if goal_terminal else set()) | blocked
+    no_arrow |= set(_positions(terminal) if terminal is not None and len(terminal) else ())
+    start_pos = _pos(start) if start is not None else None
+
+    values = np.full((rows, cols), np.nan)
+    for r in range(rows):
+        for c in range(cols):
+            if (r, c) in no_arrow:
+                continue
+            values[r, c] = np.max(q[to_state((r, c))])
+
+    cell_in = 0.9 if max(rows, cols) <= 10 else 0.5
+    fig = Figure(figsize=(max(4.0, cols * cell_in + 1.5), max(3.5, rows * cell_in + 0.8)), dpi=100,
+                 layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    masked = np.ma.masked_invalid(values)
+    image = ax.imshow(masked, cmap="viridis", origin="upper")
+    fig.colorbar(image, ax=ax, label="max Q(s, a)", shrink=0.85)
+    finite = values[np.isfinite(values)]
+    mid = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    fontsize = 18 if max(rows, cols) <= 8 else 10
+
+    for r in range(rows):
+        for c in range(cols):
+            pos = (r, c)
+            if pos in blocked:
+                ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, facecolor="0.35", hatch="//", edgecolor="0.15"))
+                ax.text(c, r, obstacle_label, ha="center", va="center", color="white", fontsize=7, fontweight="bold")
+                continue
+            color = "white" if np.isfinite(values[r, c]) and values[r, c] < mid else "black"
+            if pos in goals:
+                ax.add_patch(Rectangle((c - 0.46, r - 0.46), 0.92, 0.92, fill=False, edgecolor="gold", linewidth=3))
+                if goal_terminal:
+                    ax.text(c, r, "GOAL", ha="center", va="center", color=color, fontsize=9, fontweight="bold")
+                    continue
+                ax.text(c - 0.42, r + 0.42, "GOAL", ha="left", va="bottom", color=color, fontsize=6)
+            if pos in no_arrow:
+                ax.text(c, r, "end", ha="center", va="center", color=color, fontsize=8)
+                continue
+            action = _greedy(q[to_state(pos)])
+            glyph = "·" if action is None else (action_arrows[action] if action < len(action_arrows) else str(action))
+            ax.text(c, r, glyph, ha="center", va="center", color=color, fontsize=fontsize, fontweight="bold")
+            if labels and pos in labels and not (goal_terminal and pos in goals):
+                ax.text(c + 0.42, r - 0.42, labels[pos], ha="right", va="top", color=color, fontsize=8)
+            if pos == start_pos:
+                ax.add_patch(Rectangle((c - 0.46, r - 0.46), 0.92, 0.92, fill=False, edgecolor="red", linewidth=2.5))
+                ax.text(c - 0.42, r - 0.42, "START", ha="left", va="top", color=color, fontsize=6)
+    for edge in walls or ():
+        (r1, c1), (r2, c2) = sorted(edge)
+        if r1 == r2:  # vertical wall between horizontally adjacent cells
+            ax.plot([c1 + 0.5, c1 + 0.5], [r1 - 0.5, r1 + 0.5], color="white", linewidth=4)
+        else:
+            ax.plot([c1 - 0.5, c1 + 0.5], [r1 + 0.5, r1 + 0.5], color="white", linewidth=4)
+    if path is not None and len(path) > 1:
+        pts = np.array([_pos(p) for p in path], dtype=float)
+        ax.plot(pts[:, 1], pts[:, 0], color="red", linewidth=1.5, alpha=0.6)
+
+    ax.set_xticks(range(cols))
+    ax.set_yticks(range(rows))
+    ax.set_xticks(np.arange(-0.5, cols, 1), minor=True)
+    ax.set_yticks(np.arange(-0.5, rows, 1), minor=True)
+    ax.grid(which="minor", color="black", linewidth=1)
+    ax.tick_params(which="minor", length=0)
+    ax.set_xlabel("column")
+    ax.set_ylabel("row")
+    ax.set_title(title)
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100, format="png")
+    return out
+
+
+def key_states_table(
+    q_table: np.ndarray,
+    named_states: Mapping[str, Any],
+    action_names: Sequence[str],
+    *,
+    to_state: Callable[[Pos], int] | None = None,
+    terminal_states: Sequence[Any] = (),
+    decimals: int = 3,
+) -> str:
+    """Markdown table of Q(s, a) for a few named states, the best action in bold.
+
+    ``named_states`` maps a name to a state index, or to a (row, col) position when
+    ``to_state`` is given. States listed in ``terminal_states`` (same form) are shown as
+    terminal (their Q is never bootstrapped from). Ties: every maximal value is bold.
+    """
+    q = np.asarray(q_table, dtype=np.float64)
+    names = list(action_names)
+    if len(names) < q.shape[1]:
+        names += [f"a{i}" for i in range(len(names), q.shape[1])]
+    terminal = {_key(t) for t in terminal_states}
+    header = ["state", "index", *names[: q.shape[1]], "best action"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, state in named_states.items():
+        index = int(to_state(_pos(state))) if to_state is not None and not np.isscalar(state) else int(state)
+        where = f"{name} {tuple(int(v) for v in state)}" if not np.isscalar(state) else str(name)
+        if _key(state) in terminal:
+            lines.append("| " + " | ".join([where, str(index), *["—"] * q.shape[1], "terminal"]) + " |")
+            continue
+        row = q[index]
+        best = row.max()
+        cells = [f"**{v:.{decimals}f}**" if v == best else f"{v:.{decimals}f}" for v in row]
+        best_actions = [names[i] for i in np.flatnonzero(row == best)]
+        best_text = "tie" if len(best_actions) == len(row) else " / ".join(best_actions)
+        lines.append("| " + " | ".join([where, str(index), *cells, best_text]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _key(state: Any) -> Any:
+    return int(state) if np.isscalar(state) else _pos(state)
+
+
+# --------------------------------------------------------------------------- greedy path
+
+
+class GreedyPath(NamedTuple):
+    """Cells visited by the greedy policy (start included), whether it ended at a goal, and why it stopped."""
+
+    positions: list[Any]
+    reached_goal: bool
+    stop_reason: str  # "goal" | "terminal" | "loop" | "max_steps"
+
+
+def _model_from_env(env: Any, layout: GridLayout) -> Callable[[int, int], tuple[int, bool]]:
+    u = getattr(env, "unwrapped", env)
+    table = getattr(u, "P", None)
+    if isinstance(table, Mapping) or isinstance(table, list):
+        def step(state: int, action: int) -> tuple[int, bool]:
+            outcomes = table[state][action]
+            probs = np.array([o[0] for o in outcomes])
+            best = np.flatnonzero(probs == probs.max())
+            if len(best) > 1:  # a slippery tie: follow the intended move when it is one of them
+                aim = layout.to_state(layout.intended_move(layout.to_pos(state), action))
+                for i in best:
+                    if outcomes[i][1] == aim:
+                        return int(outcomes[i][1]), bool(outcomes[i][3])
+            o = outcomes[int(best[0])]
+            return int(o[1]), bool(o[3])
+        return step
+
+    terminal = layout.terminal_cells
+
+    def step(state: int, action: int) -> tuple[int, bool]:
+        nxt = layout.intended_move(layout.to_pos(state), action)
+        return layout.to_state(nxt), nxt in terminal
+
+    return step
+
+
+def greedy_path(
+    q_table: np.ndarray,
+    model: Any,
+    start: Any,
+    max_steps: int = 100,
+    *,
+    layout: GridLayout | None = None,
+) -> GreedyPath:
+    """Follow argmax_a Q(s, a) from ``start`` until a terminal state, a loop or ``max_steps``.
+
+    ``model`` is either a Gymnasium toy-text-style env (its ``P[s][a]`` transition table
+    is used, taking the most likely outcome, or, without ``P``, the intended grid move of
+    :func:`grid_layout`), or a callable ``model(state, action) -> (next_state, terminated)``
+    on state indices. ``start`` is a state index or a (row, col) cell (needs a layout,
+    taken from the env when one is given). Positions are (row, col) cells when a layout
+    is known, else state indices. ``reached_goal`` is True when the walk terminated on a
+    goal cell (or, without a layout, terminated at all).
+    """
+    q = np.asarray(q_table, dtype=np.float64)
+    if not callable(model) or hasattr(model, "step") or hasattr(model, "unwrapped"):
+        layout = layout or grid_layout(model)
+        step = _model_from_env(model, layout)
+    else:
+        step = model
+    state = int(layout.to_state(_pos(start))) if (layout is not None and not np.isscalar(start)) else int(start)
+
+    def where(s: int) -> Any:
+        return layout.to_pos(s) if layout is not None else s
+
+    def at_goal(s: int) -> bool:
+        return layout is None or not layout.goals or where(s) in layout.goals
+
+    positions = [where(state)]
+    if layout is not None and where(state) in layout.terminal_cells:
+        return GreedyPath(positions, where(state) in layout.goals, "terminal")
+    seen = {state}
+    for _ in range(max_steps):
+        action = int(np.argmax(q[state]))
+        state, terminated = step(state, action)
+        state = int(state)
+        positions.append(where(state))
+        if terminated:
+            ok = at_goal(state) if layout is None or layout.goal_is_terminal else True
+            return GreedyPath(positions, ok, "goal" if ok else "terminal")
+        if state in seen:
+            return GreedyPath(positions, False, "loop")
+        seen.add(state)
+    return GreedyPath(positions, False, "max_steps")
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _neighbours(pos: Pos, shape: Pos) -> list[Pos]:
+    out = []
+    for dr, dc in ((-1, 0), (0, -1), (1, 0), (0, 1)):
+        r, c = pos[0] + dr, pos[1] + dc
+        if 0 <= r < shape[0] and 0 <= c < shape[1]:
+            out.append((r, c))
+    return out
+
+
+def _key_states(layout: GridLayout) -> dict[str, Pos]:
+    """Start, a cell next to the goal, a cell next to the first obstacle, and the centre."""
+    named: dict[str, Pos] = {}
+    special = set(layout.goals) | set(layout.obstacles)
+    if layout.start is not None:
+        named["Start"] = layout.start
+    goal_name = "goal" if layout.goal_is_terminal else "destination"
+    for name, anchors in ((f"Next to {goal_name}", layout.goals), ("Next to obstacle", layout.obstacles[:1])):
+        for anchor in anchors:
+            free = [p for p in _neighbours(anchor, layout.grid_shape) if p not in special and p not in named.values()]
+            if free:
+                named[name] = free[0]
+                break
+    centre = (layout.grid_shape[0] // 2, layout.grid_shape[1] // 2)
+    if centre not in special and centre not in named.values():
+        named["Centre"] = centre
+    for goal in layout.goals[:1]:
+        named[goal_name.capitalize()] = goal
+    return named
+
+
+def policy_report(
+    q_table: np.ndarray,
+    env: Any,
+    out_dir: str | Path,
+    *,
+    title: str | None = None,
+    start: Pos | None = None,
+    max_steps: int = 100,
+    layout: GridLayout | None = None,
+) -> tuple[Path, str]:
+    """``policy.png`` in ``out_dir`` plus a Markdown section: key-state Q-values and the greedy path.
+
+    ``env`` is any env :func:`grid_layout` understands (or pass ``layout``). ``start``
+    overrides the layout's start (Taxi has none: the path is then left out, with a line
+    saying so).
+    """
+    layout = layout or grid_layout(env)
+    q = np.asarray(q_table, dtype=np.float64)
+    n_states = max(layout.to_state((r, c)) for r in range(layout.grid_shape[0]) for c in range(layout.grid_shape[1])) + 1
+    if q.ndim != 2 or q.shape[0] < n_states or q.shape[1] < len(layout.action_names):
+        raise ValueError(
+            f"Q-table of shape {q.shape} does not fit {layout.name}: need >= {n_states} states "
+            f"and {len(layout.action_names)} actions"
+        )
+    begin = start if start is not None else layout.start
+    path = greedy_path(q, env, begin, max_steps, layout=layout) if begin is not None else None
+    heading = title or f"Greedy policy - {layout.name}" + (f" ({layout.note})" if layout.note else "")
+    png = draw_policy(
+        q, layout.grid_shape, begin, layout.goals, layout.obstacles, Path(out_dir) / "policy.png",
+        layout.action_arrows, heading, to_state=layout.to_state, terminal=sorted(layout.terminal_cells),
+        walls=layout.walls, labels=layout.labels, path=path.positions if path else None,
+        obstacle_label=layout.obstacle_label,
+        goal_terminal=layout.goal_is_terminal,
+    )
+    named = _key_states(layout)
+    env_named = getattr(getattr(env, "unwrapped", env), "key_states", None)
+    if isinstance(env_named, Mapping) and env_named:  # the env's own names (GridWorld: the seed's)
+        named = {str(k).replace("_", " ").capitalize(): _pos(v) for k, v in env_named.items()}
+    table = key_states_table(
+        q, named, layout.action_names, to_state=layout.to_state,
+        terminal_states=[p for p in named.values() if p in layout.terminal_cells],
+    )
+    lines = [f"## {heading}", "", table]
+    if path is None:
+        lines.append("Greedy path: no fixed start state in this environment; pass `start=(row, col)`.")
+    else:
+        cells = " → ".join(str(tuple(p)) for p in path.positions)
+        steps = len(path.positions) - 1
+        plural = "step" if steps == 1 else "steps"
+        verdict = {
+            "goal": f"reaches the goal in {steps} {plural}",
+            "terminal": f"ends in a terminal cell that is not the goal after {steps} {plural}",
+            "loop": f"loops (a state repeats after {steps} {plural}) and never reaches the goal",
+            "max_steps": f"does not reach the goal within {max_steps} steps",
+        }[path.stop_reason]
+        lines.append(f"Greedy path from {tuple(begin)}: {cells}. The greedy policy {verdict}.")
+    return png, "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- tabular runs
+
+
+def load_qtable(run_path: str | Path) -> np.ndarray:
+    """The Q-table of a tabular run: ``qtable.safetensors`` key "q" (or "q_table"), shape (n_states, n_actions)."""
+    from safetensors.numpy import load_file
+
+    file = Path(run_path) / "qtable.safetensors"
+    if not file.is_file():
+        raise CheckpointError(f"{file} not found; only tabular runs (algo: tabular) save a Q-table")
+    try:
+        tensors = load_file(str(file))
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise CheckpointError(f"{file} could not be read ({exc}); retrain or restore the file") from exc
+    for key in ("q", "q_table"):  # "q" is the documented key; dqnkit.tabular writes "q_table"
+        if key in tensors:
+            return np.asarray(tensors[key])
+    if len(tensors) == 1 and next(iter(tensors.values())).ndim == 2:
+        return np.asarray(next(iter(tensors.values())))
+    raise CheckpointError(f"{file} has no 'q' tensor (keys: {sorted(tensors)}); was it written by dqnkit?")
+
+
+def make_tabular_env(run_path: str | Path) -> Any:
+    """Rebuild the environment of a tabular run from its ``tabular.json`` (env_id, env_kwargs)."""
+    import gymnasium as gym
+
+    file = Path(run_path) / "tabular.json"
+    if not file.is_file():
+        raise CheckpointError(f"{file} not found; pass the folder of a tabular run")
+    info = json.loads(file.read_text(encoding="utf-8"))
+    env_id, kwargs = info.get("env_id"), dict(info.get("env_kwargs") or {})
+    if not env_id:
+        raise CheckpointError(f"{file} has no env_id")
+    if env_id not in gym.registry and "GridWorld" in env_id:
+        try:  # dqnkit's own grid registers itself on import
+            import dqnkit.envs.gridworld  # noqa: F401
+        except ImportError:
+            pass
+    try:
+        return gym.make(env_id, **kwargs)
+    except Exception as exc:
+        raise EnvError(f"cannot make {env_id!r} with {kwargs} ({exc})") from exc
