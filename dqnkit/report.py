@@ -155,6 +155,11 @@ def _latest_video(run: Run) -> Path | None:
     return max(videos, key=lambda p: (p.stat().st_mtime, p.name)) if videos else None
 
 
+def _policy_html(png: Path, markdown: str) -> str:
+    img = f'<figure><img alt="greedy policy" src="{_data_uri(png, "image/png")}"><figcaption>{html.escape(png.name)}</figcaption></figure>'
+    return f'<h2>Greedy policy</h2>\n<div class="cols"><div style="max-width:640px">{img}</div><div>{_markdown_to_html(markdown)}</div></div>'
+
+
 def _policy_section(run: Run, plots_dir: Path, notes: list[str]) -> str:
     """Greedy-policy arrows and key-state Q-values of a tabular run, when its env is a grid."""
     if not (run.path / "qtable.safetensors").is_file():
@@ -171,8 +176,7 @@ def _policy_section(run: Run, plots_dir: Path, notes: list[str]) -> str:
     except Exception as exc:  # a report must not fail because one optional view did
         notes.append(f"greedy-policy view skipped: {type(exc).__name__}: {exc}")
         return ""
-    img = f'<figure><img alt="greedy policy" src="{_data_uri(png, "image/png")}"><figcaption>{html.escape(png.name)}</figcaption></figure>'
-    return f'<h2>Greedy policy</h2>\n<div class="cols"><div style="max-width:640px">{img}</div><div>{_markdown_to_html(markdown)}</div></div>'
+    return _policy_html(png, markdown)
 
 
 def render_report(run: Run, plot_paths: list[Path], notes: list[str], extra_html: str = "") -> str:
@@ -235,8 +239,18 @@ def render_report(run: Run, plot_paths: list[Path], notes: list[str], extra_html
     return "\n".join(parts) + "\n"
 
 
-def write_report(run_path: str | Path | Run, *, notes: list[str] | None = None) -> Path:
+def write_report(
+    run_path: str | Path | Run,
+    *,
+    notes: list[str] | None = None,
+    policy: tuple[str | Path, str] | None = None,
+) -> Path:
     """Write ``<run>/report.html`` (plots regenerated into ``<run>/plots/``) and return its path.
+
+    A tabular run with ``qtable.safetensors`` on a grid env gets a greedy-policy section
+    built here. For a DQN run, a caller that has torch can evaluate the network on every
+    state, call :func:`dqnkit.policy_view.policy_report` and pass its ``(png, markdown)``
+    result as ``policy`` to get the same section.
 
     Raises ``CheckpointError`` when the folder is not a run or has no finished episode yet.
     Things that are missing (updates.csv, eval.csv, a video, ...) are listed in the page's
@@ -247,7 +261,10 @@ def write_report(run_path: str | Path | Run, *, notes: list[str] | None = None) 
     written = plot_runs([run], plots_dir)
     page_notes = list(written.notes)
     ours = {p.resolve() for p in written}
-    extra = _policy_section(run, plots_dir, page_notes)
+    if policy is not None:
+        extra = _policy_html(Path(policy[0]), policy[1])
+    else:
+        extra = _policy_section(run, plots_dir, page_notes)
     # Other PNGs someone put in plots/ are shown too; a metric PNG that was not rewritten
     # this time (its data is gone) or the policy view (shown in its own section) is not.
     skip = {m.filename for m in METRICS} | {"policy.png"}

@@ -124,14 +124,17 @@ def _read_csv(path: Path, expected: Iterable[str], notes: list[str]) -> Table:
         if not name or name in table:
             continue
         cells = [row[j] for row in body]
-        values = np.empty(len(cells), dtype=np.float64)
         bad = 0
-        for i, cell in enumerate(cells):
-            try:
-                values[i] = _parse_float(cell)
-            except ValueError:
-                values[i] = math.nan
-                bad += 1
+        try:  # fast path: every cell is a number
+            values = np.array(cells, dtype=np.float64)
+        except ValueError:
+            values = np.empty(len(cells), dtype=np.float64)
+            for i, cell in enumerate(cells):
+                try:
+                    values[i] = _parse_float(cell)
+                except ValueError:
+                    values[i] = math.nan
+                    bad += 1
         if cells and bad == len(cells):
             table[name] = np.array([c.strip() for c in cells], dtype=str)
             if name in expected:

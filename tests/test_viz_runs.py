@@ -341,3 +341,19 @@ def test_viz_modules_work_without_torch(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().endswith("report.html")
+
+
+def test_report_embeds_a_policy_given_by_the_caller_and_extra_pngs(tmp_path):
+    import gymnasium as gym
+
+    from dqnkit.policy_view import policy_report
+
+    folder = make_run(tmp_path / "dqn")
+    q = np.tile(np.array([0.0, 1.0, 0.5, 0.2]), (16, 1))  # e.g. a DQN's Q-values on every state
+    png, markdown = policy_report(q, gym.make("FrozenLake-v1", is_slippery=False), tmp_path / "pol")
+    (folder / "plots").mkdir()
+    custom = folder / "plots" / "my_extra.png"
+    custom.write_bytes(png.read_bytes())
+    page = write_report(folder, policy=(png, markdown)).read_text()
+    assert "Greedy policy" in page and "<table><tr><th>state</th>" in page
+    assert page.count(f"data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}") == 2
