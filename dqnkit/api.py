@@ -59,14 +59,13 @@ class DQN:
 
     # --- using the policy ----------------------------------------------------------------
     def _batch(self, obs: Any) -> tuple[np.ndarray, bool]:
-        space = self.trainer.envs.single_observation_space
+        """(batch of network inputs, whether ``obs`` was a single observation)."""
         arr = np.asarray(obs)
-        if isinstance(space, gym.spaces.Box) and arr.shape == space.shape:
-            return arr[None], True
-        if arr.ndim == 0 or (arr.ndim == 1 and arr.shape != self.trainer.obs_shape and arr.dtype.kind in "iu"):
+        raw_space = self.trainer.envs.envs[0].unwrapped.observation_space
+        if isinstance(raw_space, gym.spaces.Discrete) and arr.dtype.kind in "iu":
             # raw Discrete states (ints): one-hot encode like the training wrapper does
-            states = np.atleast_1d(arr).astype(np.int64)
-            one_hot = np.zeros((states.size, self.trainer.obs_shape[0]), dtype=np.float32)
+            states = np.atleast_1d(arr).astype(np.int64) - int(raw_space.start)
+            one_hot = np.zeros((states.size, int(raw_space.n)), dtype=np.float32)
             one_hot[np.arange(states.size), states] = 1.0
             return one_hot, arr.ndim == 0
         if arr.shape == tuple(self.trainer.obs_shape):
