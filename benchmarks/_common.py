@@ -118,4 +118,5 @@ def machine_info() -> dict[str, Any]:
 def write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
-    print(f"wrote {path.relative_to(REPO_DIR)}", file=sys.stderr)
+    shown = path.resolve().relative_to(REPO_DIR) if path.resolve().is_relative_to(REPO_DIR) else path
+    print(f"wrote {shown}", file=sys.stderr)
