@@ -56,8 +56,9 @@ def build_config(args):
         merged.update(overrides.pop("policy_kwargs"))
         overrides["policy_kwargs"] = merged
     values.update(overrides)
-    for key, attr in (("seed", "seed"), ("total_timesteps", "steps"), ("num_envs", "num_envs")):
-        if getattr(args, attr) is not None:
+    for key, attr in (("seed", "seed"), ("total_timesteps", "steps"), ("num_envs", "num_envs"),
+                      ("video_every", "video_every")):
+        if getattr(args, attr, None) is not None:
             values[key] = getattr(args, attr)
     if args.save_replay:
         values["save_replay"] = True
@@ -84,8 +85,36 @@ def cmd_train(args) -> int:
         ev = result["last_eval"]
         msg = f"; greedy eval {ev['mean_return']:.1f} +/- {ev['std_return']:.1f}" if ev else ""
         print(f"{result['status']} after {result['env_step']} env steps in {time.perf_counter() - t0:.1f} s{msg}")
+    _write_report(run_dir, args.quiet)
+    if not args.quiet:
         print(f"run folder: {run_dir}")
     return 130 if result["status"] == "interrupted" else 0
+
+
+def _write_report(run_dir: Path, quiet: bool) -> None:
+    """Refresh run/report.html; a failure here never fails the training command."""
+    try:
+        path = build_report(run_dir)
+    except Exception as exc:  # noqa: BLE001 - the run itself is safe on disk
+        print(f"note: report.html not written ({exc}); try `dqnkit report {run_dir}`", file=sys.stderr)
+        return
+    if not quiet:
+        print(f"report: {path}")
+
+
+def build_report(run_dir: Path) -> Path:
+    from dqnkit.report import write_report
+
+    policy = None
+    if not (run_dir / "tabular.json").is_file():
+        try:
+            from dqnkit.policy_cli import q_table_of_run
+            from dqnkit.policy_view import policy_report
+            q_table, env = q_table_of_run(run_dir)
+            policy = policy_report(q_table, env, run_dir / "plots")
+        except DqnkitError:
+            policy = None  # not a grid world: no policy section
+    return write_report(run_dir, policy=policy)
 
 
 def cmd_resume(args) -> int:
@@ -113,6 +142,7 @@ def cmd_resume(args) -> int:
         ev = result["last_eval"]
         print(f"{result['status']} at env step {result['env_step']}"
               + (f"; greedy eval {ev['mean_return']:.1f}" if ev else ""))
+    _write_report(run_dir, args.quiet)
     return 130 if result["status"] == "interrupted" else 0
 
 
@@ -174,6 +204,8 @@ def cmd_plot(args) -> int:
 
     out = Path(args.out) if args.out else Path(args.runs[0]) / "plots"
     paths = plot_runs([Path(r) for r in args.runs], out)
+    for note in getattr(paths, "notes", []):
+        print(f"note: {note}", file=sys.stderr)
     for p in paths:
         print(p)
     return 0
@@ -192,9 +224,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from dqnkit.report import write_report
-
-    print(write_report(Path(args.run)))
+    print(build_report(Path(args.run)))
     return 0
 
 
@@ -222,6 +252,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-envs", type=int, dest="num_envs")
     p.add_argument("--out", help="run folder (default runs/ENV__sSEED__TIME)")
     p.add_argument("--save-replay", action="store_true", help="include the replay buffer in checkpoints")
+    p.add_argument("--video-every", type=int, dest="video_every", metavar="N",
+                   help="record a greedy episode every N env steps into run/videos")
     p.add_argument("--quiet", action="store_true")
 
 

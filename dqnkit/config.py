@@ -94,6 +94,7 @@ class Config:
     keep_checkpoints: int = _f(3, "Keep this many latest step checkpoints (plus best and last).")
     log_interval: int = _f(100, "Gradient updates between rows of updates.csv.")
     save_replay: bool = _f(False, "Include the replay buffer in checkpoints (exact resume).")
+    video_every: int = _f(0, "Env steps between videos of one greedy episode in run/videos (0 = none; needs the video extra).")
     tensorboard: bool = _f(True, "Write TensorBoard event files into the run folder.")
 
     # ------------------------------------------------------------------------------------
@@ -107,7 +108,7 @@ class Config:
         for name in positive_ints:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ["learning_starts", "eval_freq", "checkpoint_freq", "torch_threads"]:
+        for name in ["learning_starts", "eval_freq", "checkpoint_freq", "torch_threads", "video_every"]:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):

@@ -4,7 +4,9 @@ Both libraries are optional (``pip install "dqnkit[video]"``) and imported only 
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -19,41 +21,54 @@ def _require_video() -> None:
         raise DqnkitError(f"recording videos needs {exc.name}; install it with: pip install \"dqnkit[video]\"") from None
 
 
-def record_run(run: Path, *, episodes: int = 1, epsilon: float = 0.0, out_dir: str | Path | None = None,
-               seed: int = 0, gif: bool = True, max_gif_frames: int = 400) -> list[Path]:
-    """Record ``episodes`` episodes of the run's (or checkpoint's) agent acting epsilon-greedily."""
+def record_episodes(q_values: Callable[[np.ndarray], np.ndarray], make_env: Callable[..., object], out_dir: Path, *,
+                    prefix: str = "agent", episodes: int = 1, epsilon: float = 0.0, seed: int = 0, gif: bool = True,
+                    max_gif_frames: int = 400) -> list[Path]:
+    """Play ``episodes`` epsilon-greedy episodes; write ``{prefix}-episode-K.mp4`` (and ``{prefix}.gif``)."""
     _require_video()
-    import os
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # render off-screen: no display needed
     import gymnasium as gym
     import imageio
 
-    from dqnkit.api import DQN
-
-    model = DQN.load(run)
-    out = Path(out_dir) if out_dir else Path(run) / "videos"
-    out.mkdir(parents=True, exist_ok=True)
-    env = model.trainer.make_eval_env(render_mode="rgb_array")
-    prefix = "agent"
-    env = gym.wrappers.RecordVideo(env, str(out), episode_trigger=lambda _: True, name_prefix=prefix,
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = make_env(render_mode="rgb_array")
+    env = gym.wrappers.RecordVideo(base, str(out_dir), episode_trigger=lambda _: True, name_prefix=prefix,
                                    disable_logger=True)
     rng = np.random.default_rng(seed)
     frames: list[np.ndarray] = []
-    for ep in range(episodes):
-        obs, _ = env.reset(seed=seed + ep)
-        done = False
-        while not done:
-            if ep == 0 and gif and len(frames) < max_gif_frames:
-                frames.append(env.env.render())  # the inner env's frame; RecordVideo keeps its own
-            q = model.q_values(obs)
-            action = int(rng.integers(len(q))) if rng.random() < epsilon else int(np.argmax(q))
-            obs, _, term, trunc, _ = env.step(action)
-            done = term or trunc
-    env.close()
-    paths = sorted(out.glob(f"{prefix}-episode-*.mp4"))
+    try:
+        for ep in range(episodes):
+            obs, _ = env.reset(seed=seed + ep)
+            if ep == 0 and gif:
+                frames.append(base.render())
+            done = False
+            while not done:
+                q = q_values(obs)
+                action = int(rng.integers(len(q))) if rng.random() < epsilon else int(np.argmax(q))
+                obs, _, term, trunc, _ = env.step(action)
+                done = term or trunc
+                if ep == 0 and gif and len(frames) < max_gif_frames:
+                    frames.append(base.render())
+    finally:
+        env.close()
+    paths = [out_dir / f"{prefix}-episode-{ep}.mp4" for ep in range(episodes)]
     if gif and frames:
-        gif_path = out / f"{prefix}.gif"
-        imageio.mimsave(gif_path, frames[::2], duration=1 / 25, loop=0)
+        gif_path = out_dir / f"{prefix}.gif"
+        imageio.mimsave(gif_path, frames[::2] if len(frames) > 200 else frames, duration=1 / 25, loop=0)
         paths.append(gif_path)
-    model.close()
-    return paths
+    return [p for p in paths if p.is_file()]
+
+
+def record_run(run: Path, *, episodes: int = 1, epsilon: float = 0.0, out_dir: str | Path | None = None,
+               seed: int = 0, gif: bool = True) -> list[Path]:
+    """Record the greedy (or epsilon-greedy) agent of a run folder, checkpoint or saved model."""
+    _require_video()
+    from dqnkit.api import DQN
+
+    model = DQN.load(run)
+    try:
+        return record_episodes(model.q_values, model.trainer.make_eval_env, Path(out_dir) if out_dir else Path(run) / "videos",
+                               episodes=episodes, epsilon=epsilon, seed=seed, gif=gif)
+    finally:
+        model.close()

@@ -75,6 +75,7 @@ class Trainer:
         self.episodes = 0
         self.next_eval = cfg.eval_freq if cfg.eval_freq > 0 else math.inf
         self.next_checkpoint = cfg.checkpoint_freq if cfg.checkpoint_freq > 0 else math.inf
+        self.next_video = cfg.video_every if cfg.video_every > 0 and run_dir is not None else math.inf
         self.last_eval: dict | None = None
         self.ep_return = np.zeros(cfg.num_envs)
         self.ep_length = np.zeros(cfg.num_envs, dtype=np.int64)
@@ -143,6 +144,9 @@ class Trainer:
                 if self.env_step >= self.next_eval:
                     self.next_eval += cfg.eval_freq
                     self.evaluate_and_log()
+                if self.env_step >= self.next_video:
+                    self.next_video += cfg.video_every
+                    self.record_video()
                 if self.env_step >= self.next_checkpoint:
                     self.next_checkpoint += cfg.checkpoint_freq
                     self.save_checkpoint()
@@ -287,6 +291,16 @@ class Trainer:
             self.checkpoints.save_best(self.env_step, result["mean_return"], self.agent.tensors(), self.state())
         return result
 
+    def record_video(self) -> list[Path]:
+        """One greedy episode as run/videos/step_XXXXXXXXXX-episode-0.mp4 (and a GIF)."""
+        from dqnkit.record import record_episodes
+
+        def q_values(obs: np.ndarray) -> np.ndarray:
+            return self.agent.q_values(np.asarray(obs)[None])[0]
+
+        return record_episodes(q_values, self.make_eval_env, self.run_dir / "videos",
+                               prefix=f"step_{self.env_step:010d}", seed=self.cfg.seed + 2_000_000)
+
     # --- checkpoints -------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {
@@ -296,6 +310,7 @@ class Trainer:
             "torso": self.torso,
             "counters": {"env_step": self.env_step, "vec_steps": self.vec_steps, "episodes": self.episodes,
                          "next_eval": _num(self.next_eval), "next_checkpoint": _num(self.next_checkpoint),
+                         "next_video": _num(self.next_video),
                          "log_at": self._log_at},
             "agent": self.agent.meta(),
             "rng": {"explore": _rng_state(self.rng), "torch": torch.get_rng_state().tolist()},
@@ -319,6 +334,7 @@ class Trainer:
         c = state["counters"]
         self.env_step, self.vec_steps, self.episodes = c["env_step"], c["vec_steps"], c["episodes"]
         self.next_eval, self.next_checkpoint = _inf(c["next_eval"]), _inf(c["next_checkpoint"])
+        self.next_video = _inf(c.get("next_video"))
         self._log_at = c["log_at"]
         self.rng.bit_generator.state = state["rng"]["explore"]
         torch.set_rng_state(torch.tensor(state["rng"]["torch"], dtype=torch.uint8))
