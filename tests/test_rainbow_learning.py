@@ -18,8 +18,18 @@ OPTIONS = {
     "nstep": {"n_step": 3},
     "noisy": {"noisy": True},
     "c51": C51,
-    "rainbow": {"double_q": True, "dueling": True, "prioritized_replay": True, "n_step": 3, "noisy": True, **C51},
 }
+
+
+def test_rainbow_preset_learns_cartpole(tmp_path):
+    """All options together: the rainbow-CartPole-v1 preset."""
+    model = DQN.from_preset("rainbow-CartPole-v1", seed=0, run_dir=tmp_path / "rainbow")
+    cfg = model.config
+    assert cfg.double_q and cfg.dueling and cfg.prioritized_replay and cfg.noisy and cfg.distributional
+    assert cfg.n_step == 3
+    model.learn()
+    model.close()
+    assert DQN.load(tmp_path / "rainbow", which="best").evaluate(20)["mean_return"] >= 400
 
 
 @pytest.mark.parametrize("name", list(OPTIONS))
