@@ -120,3 +120,11 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
     shown = path.resolve().relative_to(REPO_DIR) if path.resolve().is_relative_to(REPO_DIR) else path
     print(f"wrote {shown}", file=sys.stderr)
+
+
+def exit_with_failures(runs: list[dict]) -> None:
+    """Print one ``FAILED:`` line per worker that returned an error record, then exit: 1 if any failed, else 0."""
+    failed = [r for r in runs if "error" in r]
+    for r in failed:
+        print(f"FAILED: {' '.join(r['cmd'][2:])}: {r['error']}", file=sys.stderr)
+    sys.exit(1 if failed else 0)

@@ -189,10 +189,7 @@ def main() -> None:
     C.write_json(out / "variants.json", {"benchmark": "variants", "smoke": args.smoke, "jobs": args.jobs,
                                          "supports": SUPPORT, "thresholds": THRESHOLD, "machine": C.machine_info(),
                                          "total_wall_s": total, "summary": summary, "runs": runs})
-    failed = [r for r in runs if "error" in r]
-    for r in failed:
-        print(f"FAILED: {' '.join(r['cmd'][2:])}: {r['error']}", file=sys.stderr)
-    sys.exit(1 if failed else 0)
+    C.exit_with_failures(runs)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,8 @@ import numpy as np
 import torch
 
 from dqnkit.errors import CheckpointError
+from dqnkit.replay.side_table import SideTable
+from dqnkit.replay.storage import _RingRows
 
 __all__ = ["FrameStackStorage", "owned_nbytes"]
 
@@ -60,74 +62,9 @@ def owned_nbytes(*objects) -> int:
         for value in vars(obj).values():
             if isinstance(value, np.ndarray) and value.base is None:
                 total += value.nbytes
-            elif isinstance(value, _SlotTable):
+            elif isinstance(value, SideTable):
                 total += owned_nbytes(value)
     return total
-
-
-class _SlotTable:
-    """Full observations for a few slots: ``slot -> entry`` (int32 map) and growable entry arrays.
-
-    Entries are freed when their slot is overwritten; the table doubles when full (off the sampling
-    path, rare) and never exceeds one entry per slot.
-    """
-
-    def __init__(self, num_slots: int, obs_shape: tuple, dtype: np.dtype) -> None:
-        self.num_slots = int(num_slots)
-        self.obs_shape = tuple(obs_shape)
-        self.dtype = np.dtype(dtype)
-        k = min(_INITIAL_SIDE_ENTRIES, self.num_slots)
-        self.values = np.zeros((k, *self.obs_shape), dtype=self.dtype)
-        self.slot_of = np.full(k, -1, dtype=np.int64)  # entry -> slot, -1 = free
-        self.entry_of = np.full(self.num_slots, -1, dtype=np.int32)  # slot -> entry, -1 = none
-
-    def __len__(self) -> int:
-        return int((self.slot_of >= 0).sum())
-
-    def free(self, slots: np.ndarray) -> None:
-        old = self.entry_of[slots]
-        live = old >= 0
-        if live.any():
-            self.slot_of[old[live]] = -1
-            self.entry_of[slots[live]] = -1
-
-    def put(self, slots: np.ndarray, values: np.ndarray) -> None:
-        free = np.flatnonzero(self.slot_of < 0)
-        if free.shape[0] < slots.shape[0]:
-            self._grow(self.slot_of.shape[0] + slots.shape[0])
-            free = np.flatnonzero(self.slot_of < 0)
-        entries = free[: slots.shape[0]]
-        self.values[entries] = values
-        self.slot_of[entries] = slots
-        self.entry_of[slots] = entries
-
-    def _grow(self, min_entries: int) -> None:
-        old_k = self.slot_of.shape[0]
-        new_k = min(max(2 * old_k, min_entries), self.num_slots)
-        values = np.zeros((new_k, *self.obs_shape), dtype=self.dtype)
-        values[:old_k] = self.values
-        slot_of = np.full(new_k, -1, dtype=np.int64)
-        slot_of[:old_k] = self.slot_of
-        self.values, self.slot_of = values, slot_of
-
-    def state(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(values, slots)`` of the live entries, compacted."""
-        live = np.flatnonzero(self.slot_of >= 0)
-        return self.values[live], self.slot_of[live]
-
-    def load(self, values: np.ndarray, slots: np.ndarray, name: str) -> None:
-        values = np.asarray(values)
-        slots = np.asarray(slots, dtype=np.int64).reshape(-1)
-        m = slots.shape[0]
-        if values.shape != (m, *self.obs_shape) or (m and (slots.min() < 0 or slots.max() >= self.num_slots)):
-            raise CheckpointError(f"replay checkpoint has an inconsistent '{name}' table")
-        k = max(min(_INITIAL_SIDE_ENTRIES, self.num_slots), m)
-        self.values = np.zeros((k, *self.obs_shape), dtype=self.dtype)
-        self.values[:m] = values
-        self.slot_of = np.full(k, -1, dtype=np.int64)
-        self.slot_of[:m] = slots
-        self.entry_of.fill(-1)
-        self.entry_of[slots] = np.arange(m, dtype=np.int32)
 
 
 class _StackedObs:
@@ -142,7 +79,7 @@ class _StackedObs:
         return self._storage.stacked_obs(slots)
 
 
-class FrameStackStorage:
+class FrameStackStorage(_RingRows):
     """Ring of ``T = ceil(capacity / num_envs)`` rows of ``num_envs`` transitions, one frame per slot.
 
     Args:
@@ -196,26 +133,15 @@ class FrameStackStorage:
         self._env_ids = np.arange(N, dtype=np.int64)
         # frame i of a stack comes from _back[i] rows earlier (k-1, ..., 1, 0)
         self._back = np.arange(self.frame_stack - 1, -1, -1, dtype=np.int64)
-        self._final = _SlotTable(self.num_slots, obs_shape, np.uint8)  # true final obs of truncations
-        self._stacks = _SlotTable(self.num_slots, obs_shape, np.uint8)  # stacks that differ from the rebuild
+        # true final obs of truncations; stacks that differ from the rebuild
+        self._final = SideTable(self.num_slots, obs_shape, np.uint8, _INITIAL_SIDE_ENTRIES)
+        self._stacks = SideTable(self.num_slots, obs_shape, np.uint8, _INITIAL_SIDE_ENTRIES)
 
     # ------------------------------------------------------------------ geometry
-    @property
-    def full(self) -> bool:
-        return self.rows_added >= self.num_rows
-
-    @property
-    def rows_stored(self) -> int:
-        return min(self.rows_added, self.num_rows)
-
     @property
     def history_rows(self) -> int:
         """Rows before its own that a stack reads: ``frame_stack - 1``."""
         return self.frame_stack - 1
-
-    def row_slots(self, row: int) -> np.ndarray:
-        """Flat slot ids of ``row`` (one per env)."""
-        return row * self.num_envs + self._env_ids
 
     def valid_range(self, n_step: int) -> tuple[int, int]:
         """``(first_slot, count)``: valid slots are ``(first_slot + j) % num_slots`` for ``j < count``.
@@ -246,11 +172,7 @@ class FrameStackStorage:
         episode. Pass it separately when ``terminated`` also marks non-final events (a lost life).
         """
         N = self.num_envs
-        obs = np.asarray(obs)
-        if obs.shape != (N, *self.obs_shape):
-            raise ValueError(f"obs has shape {obs.shape}, expected {(N, *self.obs_shape)}")
-        terminated = np.asarray(terminated).astype(bool, copy=False).reshape(N)
-        truncated = np.asarray(truncated).astype(bool, copy=False).reshape(N)
+        obs, terminated, truncated = self._row_inputs(obs, terminated, truncated)
         if episode_end is None:
             episode_end = terminated | truncated
         else:
@@ -312,17 +234,6 @@ class FrameStackStorage:
             out[given] = self._stacks.values[entries[given]]
         return out
 
-    def final_obs_of(self, slots: np.ndarray) -> np.ndarray:
-        """True final observations of truncated ``slots`` (a fresh array)."""
-        entries = self._final.entry_of[slots]
-        if (entries < 0).any():
-            raise KeyError(f"no final observation stored for slots {np.asarray(slots)[entries < 0].tolist()}")
-        return self._final.values[entries]
-
-    def num_final_obs(self) -> int:
-        """Number of live final-observation entries (truncated transitions still stored)."""
-        return len(self._final)
-
     def num_stored_stacks(self) -> int:
         """Number of slots whose full stack is kept because the rebuild differed (0 with correct flags)."""
         return len(self._stacks)
@@ -352,16 +263,9 @@ class FrameStackStorage:
         for name in self._ARRAYS:
             if name not in arrays:
                 raise CheckpointError(f"replay checkpoint lacks the frame-stack array '{name}'")
-            dst = getattr(self, name)
-            src = np.asarray(arrays[name])
-            if src.shape != dst.shape or src.dtype != dst.dtype:
-                raise CheckpointError(
-                    f"replay array '{name}' has shape {src.shape} dtype {src.dtype}, "
-                    f"this buffer expects {dst.shape} {dst.dtype}: build the buffer with the checkpoint's settings"
-                )
-            np.copyto(dst, src)
-        self._final.load(arrays["final_obs"], arrays["final_slot"], "final_obs")
-        self._stacks.load(arrays["stack_obs"], arrays["stack_slot"], "stack_obs")
+            self._copy_array_in(name, arrays[name])
+        self._final.load(arrays["final_obs"], arrays["final_slot"], "'final_obs'")
+        self._stacks.load(arrays["stack_obs"], arrays["stack_slot"], "'stack_obs'")
         self.pos = int(meta["pos"])
         self.rows_added = int(meta["rows_added"])
         if not 0 <= self.pos < self.num_rows or self.pos != self.rows_added % self.num_rows:

@@ -33,6 +33,7 @@ import math
 import numpy as np
 
 from dqnkit.errors import CheckpointError
+from dqnkit.replay.side_table import SideTable
 
 _INITIAL_FINAL_OBS_ENTRIES = 64
 
@@ -43,7 +44,64 @@ def stored_obs_dtype(obs_dtype) -> np.dtype:
     return np.dtype(np.float32) if np.issubdtype(dtype, np.floating) else dtype
 
 
-class RingStorage:
+class _RingRows:
+    """What :class:`RingStorage` and :class:`dqnkit.replay.frames.FrameStackStorage` share: row geometry,
+    the checks of a written row, final-observation lookups and checkpoint array copies.
+
+    The class using it sets ``num_envs``, ``num_rows``, ``obs_shape``, ``rows_added``, ``_env_ids`` and
+    ``_final`` (a :class:`dqnkit.replay.side_table.SideTable` of true final observations).
+    """
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def full(self) -> bool:
+        return self.rows_added >= self.num_rows
+
+    @property
+    def rows_stored(self) -> int:
+        return min(self.rows_added, self.num_rows)
+
+    def row_slots(self, row: int) -> np.ndarray:
+        """Flat slot ids of ``row`` (one per env)."""
+        return row * self.num_envs + self._env_ids
+
+    # ------------------------------------------------------------------ writing
+    def _row_inputs(self, obs, terminated, truncated) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``obs`` checked to be ``(num_envs, *obs_shape)``; the flags as bool arrays of ``num_envs``."""
+        N = self.num_envs
+        obs = np.asarray(obs)
+        if obs.shape != (N, *self.obs_shape):
+            raise ValueError(f"obs has shape {obs.shape}, expected {(N, *self.obs_shape)}")
+        terminated = np.asarray(terminated).astype(bool, copy=False).reshape(N)
+        truncated = np.asarray(truncated).astype(bool, copy=False).reshape(N)
+        return obs, terminated, truncated
+
+    # ------------------------------------------------------------------ reading
+    def final_obs_of(self, slots: np.ndarray) -> np.ndarray:
+        """True final observations of truncated ``slots`` (a fresh array)."""
+        entries = self._final.entry_of[slots]
+        if (entries < 0).any():
+            raise KeyError(f"no final observation stored for slots {np.asarray(slots)[entries < 0].tolist()}")
+        return self._final.values[entries]
+
+    def num_final_obs(self) -> int:
+        """Number of live final-observation entries (truncated transitions still stored)."""
+        return len(self._final)
+
+    # ------------------------------------------------------------------ checkpoint
+    def _copy_array_in(self, name: str, src) -> None:
+        """Copy the checkpoint array ``src`` into the storage array ``name`` (same shape and dtype)."""
+        dst = getattr(self, name)
+        src = np.asarray(src)
+        if src.shape != dst.shape or src.dtype != dst.dtype:
+            raise CheckpointError(
+                f"replay array '{name}' has shape {src.shape} dtype {src.dtype}, "
+                f"this buffer expects {dst.shape} {dst.dtype}: build the buffer with the checkpoint's settings"
+            )
+        np.copyto(dst, src)
+
+
+class RingStorage(_RingRows):
     """Preallocated ring of ``T = ceil(capacity / num_envs)`` rows of ``num_envs`` transitions."""
 
     def __init__(self, capacity: int, num_envs: int, obs_shape: tuple, obs_dtype) -> None:
@@ -73,24 +131,15 @@ class RingStorage:
         self._env_ids = np.arange(N, dtype=np.int64)
 
         # Side table of true final observations of truncated transitions.
-        k = min(_INITIAL_FINAL_OBS_ENTRIES, self.num_slots)
-        self._final_obs = np.zeros((k, *self.obs_shape), dtype=self.obs_dtype)
-        self._final_slot = np.full(k, -1, dtype=np.int64)  # entry -> slot, -1 = free
-        self._slot_to_final = np.full(self.num_slots, -1, dtype=np.int64)  # slot -> entry, -1 = none
+        self._final = SideTable(self.num_slots, self.obs_shape, self.obs_dtype, _INITIAL_FINAL_OBS_ENTRIES,
+                                map_dtype=np.int64)
+
+    @property
+    def _final_slot(self) -> np.ndarray:
+        """The side table's ``entry -> slot`` array (-1 = free); its length is the table's size."""
+        return self._final.slot_of
 
     # ------------------------------------------------------------------ geometry
-    @property
-    def full(self) -> bool:
-        return self.rows_added >= self.num_rows
-
-    @property
-    def rows_stored(self) -> int:
-        return min(self.rows_added, self.num_rows)
-
-    def row_slots(self, row: int) -> np.ndarray:
-        """Flat slot ids of ``row`` (one per env)."""
-        return row * self.num_envs + self._env_ids
-
     def valid_range(self, n_step: int) -> tuple[int, int]:
         """``(first_slot, count)``: valid slots are ``(first_slot + j) % num_slots`` for ``j < count``.
 
@@ -105,11 +154,7 @@ class RingStorage:
     def write(self, obs, action, reward, terminated, truncated, final_obs) -> int:
         """Write one row (one transition per env) at ``pos``; returns the row written."""
         N = self.num_envs
-        obs = np.asarray(obs)
-        if obs.shape != (N, *self.obs_shape):
-            raise ValueError(f"obs has shape {obs.shape}, expected {(N, *self.obs_shape)}")
-        terminated = np.asarray(terminated).astype(bool, copy=False).reshape(N)
-        truncated = np.asarray(truncated).astype(bool, copy=False).reshape(N)
+        obs, terminated, truncated = self._row_inputs(obs, terminated, truncated)
         row = self.pos
         np.copyto(self.obs[row], obs, casting="same_kind")
         np.copyto(self.action[row], np.asarray(action).reshape(N), casting="same_kind")
@@ -119,92 +164,40 @@ class RingStorage:
 
         slots = self.row_slots(row)
         # Free the side-table entries of the transitions being overwritten.
-        old = self._slot_to_final[slots]
-        if (old >= 0).any():
-            self._final_slot[old[old >= 0]] = -1
-            self._slot_to_final[slots] = -1
+        self._final.free(slots)
         # Keep the true final observation of truncated (and not terminated) transitions.
         keep = truncated & ~terminated
         if keep.any():
             final_obs = np.asarray(final_obs)
             if final_obs.shape != (N, *self.obs_shape):
                 raise ValueError(f"final_obs has shape {final_obs.shape}, expected {(N, *self.obs_shape)}")
-            self._store_final(slots[keep], final_obs[keep])
+            self._final.put(slots[keep], final_obs[keep].astype(self.obs_dtype, casting="same_kind", copy=False))
 
         self.pos = (row + 1) % self.num_rows
         self.rows_added += 1
         return row
 
-    def _store_final(self, slots: np.ndarray, final_obs: np.ndarray) -> None:
-        free = np.flatnonzero(self._final_slot < 0)
-        if free.shape[0] < slots.shape[0]:
-            self._grow_final(self._final_slot.shape[0] + slots.shape[0])
-            free = np.flatnonzero(self._final_slot < 0)
-        entries = free[: slots.shape[0]]
-        self._final_obs[entries] = final_obs.astype(self.obs_dtype, casting="same_kind", copy=False)
-        self._final_slot[entries] = slots
-        self._slot_to_final[slots] = entries
-
-    def _grow_final(self, min_entries: int) -> None:
-        old_k = self._final_slot.shape[0]
-        new_k = min(max(2 * old_k, min_entries), self.num_slots)
-        final_obs = np.zeros((new_k, *self.obs_shape), dtype=self.obs_dtype)
-        final_obs[:old_k] = self._final_obs
-        final_slot = np.full(new_k, -1, dtype=np.int64)
-        final_slot[:old_k] = self._final_slot
-        self._final_obs, self._final_slot = final_obs, final_slot
-
-    # ------------------------------------------------------------------ reading
-    def final_obs_of(self, slots: np.ndarray) -> np.ndarray:
-        """True final observations of truncated ``slots`` (a fresh array)."""
-        entries = self._slot_to_final[slots]
-        if (entries < 0).any():
-            raise KeyError(f"no final observation stored for slots {slots[entries < 0].tolist()}")
-        return self._final_obs[entries]
-
-    def num_final_obs(self) -> int:
-        """Number of live side-table entries (truncated transitions still stored)."""
-        return int((self._final_slot >= 0).sum())
-
     # ------------------------------------------------------------------ checkpoint
     def state_dict(self) -> tuple[dict[str, np.ndarray], dict]:
         """Arrays (the live storage arrays themselves, not copies: save them before the next ``write``)
         and JSON-able metadata. The side table is saved compacted to its live entries."""
-        live = np.flatnonzero(self._final_slot >= 0)
+        final_obs, final_slot = self._final.state()
         arrays = {
             "obs": self.obs,
             "action": self.action,
             "reward": self.reward,
             "terminated": self.terminated,
             "truncated": self.truncated,
-            "final_obs": self._final_obs[live],
-            "final_slot": self._final_slot[live],
+            "final_obs": final_obs,
+            "final_slot": final_slot,
         }
         meta = {"pos": int(self.pos), "rows_added": int(self.rows_added)}
         return arrays, meta
 
     def load_state_dict(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
         for name in ("obs", "action", "reward", "terminated", "truncated"):
-            dst = getattr(self, name)
-            src = np.asarray(arrays[name])
-            if src.shape != dst.shape or src.dtype != dst.dtype:
-                raise CheckpointError(
-                    f"replay array '{name}' has shape {src.shape} dtype {src.dtype}, "
-                    f"this buffer expects {dst.shape} {dst.dtype}: build the buffer with the checkpoint's settings"
-                )
-            np.copyto(dst, src)
-        final_obs = np.asarray(arrays["final_obs"])
-        final_slot = np.asarray(arrays["final_slot"], dtype=np.int64).reshape(-1)
-        m = final_slot.shape[0]
-        if final_obs.shape != (m, *self.obs_shape) or (m and (final_slot.min() < 0 or final_slot.max() >= self.num_slots)):
-            raise CheckpointError("replay checkpoint has an inconsistent final-observation table")
-        k = max(min(_INITIAL_FINAL_OBS_ENTRIES, self.num_slots), m)
-        self._final_obs = np.zeros((k, *self.obs_shape), dtype=self.obs_dtype)
-        self._final_obs[:m] = final_obs
-        self._final_slot = np.full(k, -1, dtype=np.int64)
-        self._final_slot[:m] = final_slot
-        self._slot_to_final.fill(-1)
-        self._slot_to_final[final_slot] = np.arange(m, dtype=np.int64)
+            self._copy_array_in(name, arrays[name])
+        self._final.load(arrays["final_obs"], arrays["final_slot"], "final-observation")
         self.pos = int(meta["pos"])
         self.rows_added = int(meta["rows_added"])
         if not 0 <= self.pos < self.num_rows or self.pos != self.rows_added % self.num_rows:
