@@ -168,3 +168,16 @@ def test_grad_clipping_by_norm_and_value():
     total = torch.sqrt(sum((g ** 2).sum() for g in grads)).item()
     assert total <= 1e-3 + 1e-7
     assert metrics["loss"].ndim == 0
+
+
+@pytest.mark.parametrize("options", [{}, {"dueling": True}, {"noisy": True}, {"distributional": True},
+                                     {"dueling": True, "noisy": True, "distributional": True}])
+def test_nature_cnn_composes_with_every_head(options):
+    net = QNetwork((4, 84, 84), 6, torso="nature_cnn", **options)
+    frames = torch.randint(0, 256, (2, 4, 84, 84), dtype=torch.uint8)
+    out = net(frames)
+    expected = (2, 6, 51) if options.get("distributional") else (2, 6)
+    assert out.shape == expected
+    assert net.q_values(frames).shape == (2, 6)
+    out.sum().backward()
+    assert net.torso.conv[0].weight.grad is not None
