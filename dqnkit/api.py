@@ -17,11 +17,11 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
-from dqnkit.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from dqnkit.checkpoint import check_compatible, find_checkpoint, load_checkpoint, save_checkpoint
 from dqnkit.config import Config
 from dqnkit.errors import CheckpointError, ConfigError
 from dqnkit.presets import load_preset
-from dqnkit.train import Trainer, check_compatible
+from dqnkit.train import Trainer
 
 
 class DQN:

@@ -181,3 +181,23 @@ def find_checkpoint(path: str | Path, which: str = "latest") -> Path:
                               "checkpoint_freq env steps and at the end)")
     raise CheckpointError(f"{path} is neither a dqnkit run folder nor a checkpoint (no checkpoints/ or {STATE_FILE}); "
                           "pass the folder `dqnkit train` created")
+
+
+def check_compatible(state: dict, signature: dict, where: Path | str, env_id: str | None = None) -> None:
+    """Raise CheckpointError when a checkpoint's observation/action spaces differ from this env's."""
+    saved = state.get("env")
+    if json.loads(json.dumps(saved)) != json.loads(json.dumps(signature)):
+        saved_id = (state.get("config") or {}).get("env_id", "another env")
+        raise CheckpointError(
+            f"checkpoint {where} was trained on {saved_id} ({_describe(saved)}) but this env"
+            f"{' ' + env_id if env_id else ''} has {_describe(signature)}; load it with the environment "
+            "it was trained on")
+
+
+def _describe(sig: dict | None) -> str:
+    if not sig:
+        return "unknown spaces"
+
+    def short(space: dict) -> str:
+        return f"{space.get('type')}{space.get('shape', space.get('n', ''))}"
+    return f"observations {short(sig['observation_space'])}, actions {short(sig['action_space'])}"

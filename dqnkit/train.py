@@ -6,7 +6,6 @@ their name says otherwise.
 """
 from __future__ import annotations
 
-import json
 import math
 import platform
 import signal
@@ -20,14 +19,16 @@ import torch
 
 from dqnkit import __version__
 from dqnkit.agent import Agent
-from dqnkit.checkpoint import CheckpointIndex, load_checkpoint, write_json_atomic
+from dqnkit.checkpoint import CheckpointIndex, check_compatible, load_checkpoint, write_json_atomic
 from dqnkit.config import Config
 from dqnkit.envs.make import final_observations, make_env, obs_spec, spaces_signature, step_info
+from dqnkit.envs.atari import is_atari
 from dqnkit.envs.recorder import EpisodeRecorder, vector_restore, vector_snapshot
-from dqnkit.errors import CheckpointError, TrainingDiverged
+from dqnkit.errors import TrainingDiverged
 from dqnkit.evaluate import run_episodes
 from dqnkit.explore import EpsilonSchedule
 from dqnkit.logger import RunLogger, truncate_csv
+from dqnkit.networks import pick_torso
 from dqnkit.replay import ReplayBuffer
 from dqnkit.types import Batch
 
@@ -52,14 +53,14 @@ class Trainer:
         self.env_source: EnvSource = env if env is not None else cfg.env_id
         self.env_wrapper = env_wrapper
         self.verbosity = verbosity
-        self.atari = isinstance(self.env_source, str) and _is_atari(self.env_source)
+        self.atari = isinstance(self.env_source, str) and is_atari(self.env_source)
         if cfg.torch_threads > 0:
             torch.set_num_threads(cfg.torch_threads)
         self.envs = self._make_vec_env()
         self.n_actions = int(self.envs.single_action_space.n)
         self.obs_shape, self.obs_dtype = obs_spec(self.envs.single_observation_space)
         self.signature = spaces_signature(self.envs)
-        self.torso = _pick_torso(cfg.torso, self.obs_shape)
+        self.torso = pick_torso(cfg.torso, self.obs_shape)
         self.agent = Agent(cfg, self.obs_shape, self.n_actions, torso=self.torso)
         self.device = self.agent.device
         frames = {"frame_stack": cfg.frame_stack} if self.atari and cfg.frame_stack > 1 else {}
@@ -374,36 +375,6 @@ class Trainer:
         self.envs.close()
 
 
-def _is_atari(env_id: str) -> bool:
-    from dqnkit.envs.atari import is_atari
-    return is_atari(env_id)
-
-
-def _pick_torso(choice: str, obs_shape: tuple) -> str:
-    """auto: the Nature CNN for image-shaped observations (C, H, W) with H, W >= 36, else an MLP."""
-    if choice != "auto":
-        return choice
-    return "nature_cnn" if len(obs_shape) == 3 and min(obs_shape[1:]) >= 36 else "mlp"
-
-
-def check_compatible(state: dict, signature: dict, where: Path | str, env_id: str | None = None) -> None:
-    saved = state.get("env")
-    if json.loads(json.dumps(saved)) != json.loads(json.dumps(signature)):
-        saved_id = (state.get("config") or {}).get("env_id", "another env")
-        raise CheckpointError(
-            f"checkpoint {where} was trained on {saved_id} ({_describe(saved)}) but this env"
-            f"{' ' + env_id if env_id else ''} has {_describe(signature)}; load it with the environment "
-            "it was trained on")
-
-
-def _describe(sig: dict | None) -> str:
-    if not sig:
-        return "unknown spaces"
-    def short(space: dict) -> str:
-        return f"{space.get('type')}{space.get('shape', space.get('n', ''))}"
-    return f"observations {short(sig['observation_space'])}, actions {short(sig['action_space'])}"
-
-
 def _num(x: float) -> float | None:
     return None if math.isinf(x) else x
 
@@ -414,7 +385,3 @@ def _inf(x: float | None) -> float:
 
 def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
