@@ -21,14 +21,13 @@ resumed learner explores as an uninterrupted one would:
 ``"exponential"``: ``final + (initial - final) * exp(-env_step / exploration_decay_env_steps)``.
 
 Works for any env with ``Discrete`` observations and actions: ``GridWorld-v0``,
-``FrozenLake-v1``, ``Taxi-v3``, ``CliffWalking-v1``.
+``FrozenLake-v1``, ``Taxi-v3``, ``CliffWalking-v1``. :func:`train_tabular` (a training
+run written to a folder) lives in :mod:`dqnkit.tabular_run` and is re-exported here.
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -36,13 +35,16 @@ from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
-import yaml
 from gymnasium import spaces
 from safetensors.numpy import load_file, save_file
 
 from dqnkit.envs.make import make_env, spaces_signature
 from dqnkit.errors import CheckpointError, ConfigError, EnvError
 from dqnkit.explore import EpsilonSchedule
+
+# The run-folder writer lives in dqnkit.tabular_run; re-exported here so
+# ``from dqnkit.tabular import train_tabular`` keeps working.
+from dqnkit.tabular_run import EPISODES_HEADER, EVAL_HEADER, _atomic_write_text, train_tabular  # noqa: F401
 
 QTABLE_FILE = "qtable.safetensors"
 META_FILE = "tabular.json"
@@ -387,73 +389,3 @@ class TabularQ:
         self.env.close()
         if self._eval_env is not None:
             self._eval_env.close()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-EPISODES_HEADER = ("env_step", "episode", "return", "length", "epsilon")
-EVAL_HEADER = ("env_step", "mean_return", "std_return")
-
-
-def train_tabular(
-    env_id: EnvSource = "GridWorld-v0",
-    *,
-    episodes: int,
-    learning_rate: float = 0.1,
-    gamma: float = 0.99,
-    seed: int = 0,
-    out_dir: str | os.PathLike,
-    env_kwargs: Mapping[str, Any] | None = None,
-    eval_every_episodes: int | None = None,
-    eval_episodes: int = 10,
-    **config: Any,
-) -> TabularQ:
-    """Trains a :class:`TabularQ` and writes a run folder ``out_dir``.
-
-    Files: ``config.yaml``; ``episodes.csv`` (``env_step,episode,return,length,epsilon``, one
-    row per episode); ``eval.csv`` (``env_step,mean_return,std_return``, every
-    ``eval_every_episodes`` episodes, default ``episodes // 10``, and at the end);
-    ``qtable.safetensors`` and ``tabular.json`` (see :meth:`TabularQ.save`).
-    ``config`` takes the other :class:`TabularConfig` fields (exploration, ``max_episode_steps``).
-    """
-    if int(episodes) < 1:
-        raise ConfigError(f"episodes={episodes} must be at least 1; pass a positive number of episodes.")
-    every = int(eval_every_episodes) if eval_every_episodes is not None else max(1, int(episodes) // 10)
-    if every < 1:
-        raise ConfigError(f"eval_every_episodes={eval_every_episodes} must be at least 1; or leave it unset.")
-    out = Path(out_dir)
-    if (out / "episodes.csv").exists():
-        raise ConfigError(f"{out} already holds a run (episodes.csv); choose a new out_dir or delete the old one.")
-    learner = TabularQ(env_id, env_kwargs=env_kwargs, learning_rate=learning_rate, gamma=gamma, seed=seed, **config)
-    out.mkdir(parents=True, exist_ok=True)
-    run_config = {
-        "algo": "tabular",
-        "env_id": learner.env_id if learner.env_id is not None else getattr(env_id, "__name__", repr(env_id)),
-        "env_kwargs": dict(env_kwargs or {}),
-        "episodes": int(episodes),
-        "eval_every_episodes": every,
-        "eval_episodes": int(eval_episodes),
-        **asdict(learner.config),
-    }
-    _atomic_write_text(out / "config.yaml", yaml.safe_dump(run_config, sort_keys=False))
-    with open(out / "episodes.csv", "w", newline="") as ep_file, open(out / "eval.csv", "w", newline="") as ev_file:
-        ep_csv, ev_csv = csv.writer(ep_file), csv.writer(ev_file)
-        ep_csv.writerow(EPISODES_HEADER)
-        ev_csv.writerow(EVAL_HEADER)
-        done = 0
-        while done < episodes:
-            chunk = min(every, int(episodes) - done)
-            for rec in learner.learn(chunk):
-                ep_csv.writerow([rec.env_step, rec.episode, repr(rec.episode_return), rec.length, repr(rec.epsilon)])
-            done += chunk
-            result = learner.evaluate(eval_episodes)
-            ev_csv.writerow([learner.env_steps, repr(result["mean_return"]), repr(result["std_return"])])
-            ep_file.flush()
-            ev_file.flush()
-    learner.save(out)
-    return learner
