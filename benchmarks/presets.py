@@ -62,17 +62,29 @@ def worker(args: argparse.Namespace) -> None:
     episodes = SMOKE_EVAL_EPISODES if args.smoke else EVAL_EPISODES
     ev = model.evaluate(episodes, seed=EVAL_SEED)
     model.close()
+    best = DQN.load(run_dir, which="best")  # the checkpoint saved at the run's highest periodic evaluation
+    best_ev = best.evaluate(episodes, seed=EVAL_SEED)
+    best.close()
     print(json.dumps({"preset": args.worker, "seed": args.seed, "budget": model.config.total_timesteps,
                       "env_steps": model.num_timesteps, "status": model.trainer.status,
                       "final_mean": ev["mean_return"], "final_std": ev["std_return"], "returns": ev["returns"],
+                      "best_mean": best_ev["mean_return"],
                       "last_train_eval": (model.trainer.last_eval or {}).get("mean_return"),
                       "train_wall_s": round(train_wall, 2), "wall_s": round(time.perf_counter() - t0, 2),
                       "run_dir": str(run_dir.relative_to(C.REPO_DIR))}))
 
 
+def _best_mean(mine: dict, seeds: list[int]) -> str:
+    bests = [mine[s]["best_mean"] for s in seeds if s in mine and "best_mean" in mine[s]]
+    if not bests:
+        return "-"
+    m, sd = C.mean_std(bests)
+    return f"{m:.1f} ± {sd:.1f}"
+
+
 def summarize(names: list[str], seeds: list[int], runs: list[dict], smoke: bool) -> tuple[str, list[dict]]:
     header = ["preset", "budget (env steps)"] + [f"seed {s}" for s in seeds] + \
-             ["mean ± std", "rl-zoo target", "pass", "seeds ≥ target", "wall s / run"]
+             ["mean ± std", "rl-zoo target", "pass", "seeds ≥ target", "best-checkpoint mean", "wall s / run"]
     rows, summary = [], []
     for name in names:
         mine = {r["seed"]: r for r in runs if r.get("preset") == name and "error" not in r}
@@ -88,6 +100,7 @@ def summarize(names: list[str], seeds: list[int], runs: list[dict], smoke: bool)
                      f"{target:g} at {at:,}" if target is not None else "-",
                      "-" if passed is None else ("PASS" if passed else "FAIL"),
                      f"{n_pass}/{len(finals)}" if n_pass is not None else "-",
+                     _best_mean(mine, seeds),
                      C.mean_std(walls)[0] if walls else "-"])
         summary.append({"preset": name, "budget": budget, "finals": finals, "mean": m, "std": sd,
                         "target": target, "target_env_steps": at, "pass": passed, "seeds_passing": n_pass,
@@ -95,7 +108,8 @@ def summarize(names: list[str], seeds: list[int], runs: list[dict], smoke: bool)
     note = ("\n\nSMOKE RUN: budgets shrunk to 300 env steps; pass/fail is meaningless.\n" if smoke else "\n")
     text = C.markdown_table(header, rows) + note + \
         f"Final greedy mean over {SMOKE_EVAL_EPISODES if smoke else EVAL_EPISODES} episodes (reset seeds from " \
-        f"{EVAL_SEED}); mean ± sample std over seeds; pass = mean over seeds >= target.\n"
+        f"{EVAL_SEED}); mean ± sample std over seeds; pass = mean over seeds >= target. Best checkpoint: the model \n" \
+        "saved at the run's highest periodic evaluation, re-evaluated the same way.\n"
     return text, summary
 
 
