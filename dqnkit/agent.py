@@ -8,7 +8,6 @@ import copy
 
 import numpy as np
 import torch
-from torch import nn
 
 from dqnkit.config import Config
 from dqnkit.explore import epsilon_greedy
@@ -211,6 +210,3 @@ class Agent:
 def _gen_state(gen: torch.Generator) -> list[int]:
     return gen.get_state().tolist()
 
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

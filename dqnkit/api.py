@@ -20,6 +20,7 @@ import numpy as np
 from dqnkit.checkpoint import check_compatible, find_checkpoint, load_checkpoint, save_checkpoint
 from dqnkit.config import Config
 from dqnkit.errors import CheckpointError, ConfigError
+from dqnkit.explore import epsilon_greedy
 from dqnkit.presets import load_preset
 from dqnkit.train import Trainer
 
@@ -84,10 +85,7 @@ class DQN:
         greedy = np.argmax(q, axis=-1)
         if deterministic:
             return int(greedy) if np.ndim(greedy) == 0 else greedy
-        eps = self.trainer.epsilon()
-        flat = np.atleast_1d(greedy)
-        explore = self.trainer.rng.random(flat.shape[0]) < eps
-        flat = np.where(explore, self.trainer.rng.integers(0, self.trainer.n_actions, flat.shape[0]), flat)
+        flat = epsilon_greedy(np.atleast_1d(greedy), self.trainer.epsilon(), self.trainer.n_actions, self.trainer.rng)
         return int(flat[0]) if np.ndim(greedy) == 0 else flat
 
     def evaluate(self, episodes: int = 10, seed: int | None = None) -> dict:

@@ -47,11 +47,10 @@ class Trainer:
     """Owns envs, agent, replay and counters for one run; ``learn`` advances it."""
 
     def __init__(self, cfg: Config, run_dir: Path | None = None, *, env: EnvSource | None = None,
-                 verbosity: str = "auto", env_wrapper: Callable | None = None):
+                 verbosity: str = "auto"):
         self.cfg = cfg
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.env_source: EnvSource = env if env is not None else cfg.env_id
-        self.env_wrapper = env_wrapper
         self.verbosity = verbosity
         self.atari = isinstance(self.env_source, str) and is_atari(self.env_source)
         if cfg.torch_threads > 0:
@@ -96,10 +95,8 @@ class Trainer:
     def _single_env(self, seed: int | None = None, render_mode: str | None = None, evaluation: bool = False) -> gym.Env:
         if self.atari:
             from dqnkit.envs.atari import make_atari_env
-            env = make_atari_env(self.env_source, self.cfg, render_mode=render_mode, evaluation=evaluation)
-        else:
-            env = make_env(self.env_source, seed=seed, render_mode=render_mode, env_kwargs=self.cfg.env_kwargs or None)
-        return self.env_wrapper(env) if self.env_wrapper is not None else env
+            return make_atari_env(self.env_source, self.cfg, render_mode=render_mode, evaluation=evaluation)
+        return make_env(self.env_source, seed=seed, render_mode=render_mode, env_kwargs=self.cfg.env_kwargs or None)
 
     def _make_vec_env(self) -> gym.vector.SyncVectorEnv:
         seed = self.cfg.seed

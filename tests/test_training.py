@@ -174,3 +174,11 @@ def test_cartpole_preset_reaches_475():
     model = DQN.from_preset("CartPole-v1", seed=0)
     model.learn()
     assert model.evaluate(20)["mean_return"] >= 475
+
+
+def test_predict_non_deterministic_explores_at_current_epsilon():
+    model = DQN("CartPole-v1", **{**FAST, "total_timesteps": 1000, "exploration_initial_eps": 1.0})
+    obs = np.zeros((200, 4), dtype=np.float32)
+    actions = model.predict(obs, deterministic=False)  # epsilon is 1.0 at env step 0: uniform actions
+    assert actions.shape == (200,) and set(actions.tolist()) == {0, 1}
+    assert set(model.predict(obs).tolist()) == {int(np.argmax(model.q_values(obs[0])))}
