@@ -5,11 +5,15 @@ hyperparameters stay as tuned for plain DQN (nothing is re-tuned per variant):
   dqn      the preset unchanged
   double   double_q=True
   dueling  dueling=True
-  per      prioritized_replay=True, alpha=0.6, beta_initial=0.4 (beta annealed to 1 at total_timesteps)
+  per      prioritized_replay=True, alpha=0.6, beta_initial=0.4 (beta annealed to 1 at total_timesteps),
+           priority_clip=1.0: priorities from |TD| clipped to 1, as in Schaul et al.'s Atari setup (TD errors
+           clipped to [-1, 1], the same bound the Huber loss puts on the gradient). Without the clip, LunarLander's
+           unclipped rewards give priority outliers (|TD| in the thousands) and Q diverges; see PER_NO_CLIP below.
   nstep    n_step=3
   noisy    noisy=True (epsilon-greedy off; exploration comes from the noisy head)
   c51      distributional=True, n_atoms=51, v_min/v_max per env (SUPPORT below)
-  rainbow  all of the above together
+  rainbow  all of the above together, except priority_clip: Rainbow's priorities are the C51 loss, not |TD|
+           (Hessel et al. 2018), and stay unclipped
 C51 supports: CartPole-v1 [0, 200]: rewards are +1 per step, so discounted returns (gamma 0.99) lie in [0, 100];
 the support leaves headroom above and spaces atoms 4 apart. LunarLander-v3 [-300, 300]: a crash gives -100 and
 a landing +100..+140 on top of the shaping rewards; discounted returns stay roughly within +-300.
@@ -32,7 +36,11 @@ Smoke test (seed 0, 300 env steps, evaluation every 100 steps with 2 episodes):
 
     python benchmarks/variants.py --smoke
 
-Writes benchmarks/results/variants.md, variants.json and variants.png (smoke: benchmarks/results/smoke/).
+Writes benchmarks/results/variants_<envs>.md, .json and .png (smoke: benchmarks/results/smoke/), <envs> being
+the --envs joined by "_". With --update, the runs of the variants given replace those variants' runs in the
+existing variants_<envs>.json and the table is rebuilt from all of them (e.g. to rerun one variant):
+
+    python benchmarks/variants.py --envs CartPole-v1 --variants per --update --jobs 2
 """
 from __future__ import annotations
 
@@ -49,16 +57,16 @@ import _common as C  # noqa: E402
 
 SUPPORT = {"CartPole-v1": (0.0, 200.0), "LunarLander-v3": (-300.0, 300.0)}
 THRESHOLD = {"CartPole-v1": 475.0, "LunarLander-v3": 200.0}
-PER = dict(prioritized_replay=True, alpha=0.6, beta_initial=0.4)
+PER_NO_CLIP = dict(prioritized_replay=True, alpha=0.6, beta_initial=0.4)
 VARIANTS = {
     "dqn": {},
     "double": dict(double_q=True),
     "dueling": dict(dueling=True),
-    "per": PER,
+    "per": dict(**PER_NO_CLIP, priority_clip=1.0),
     "nstep": dict(n_step=3),
     "noisy": dict(noisy=True),
     "c51": dict(distributional=True, n_atoms=51),
-    "rainbow": dict(double_q=True, dueling=True, **PER, n_step=3, noisy=True, distributional=True, n_atoms=51),
+    "rainbow": dict(double_q=True, dueling=True, **PER_NO_CLIP, n_step=3, noisy=True, distributional=True, n_atoms=51),
 }
 EVAL_EPISODES, EVAL_SEED = 20, 10_000
 SMOKE = dict(total_timesteps=300, learning_starts=100, eval_freq=100, eval_episodes=2)
@@ -135,6 +143,16 @@ def summarize(envs: list[str], variants: list[str], seeds: list[int], runs: list
     return text, summary
 
 
+def merge_runs(path: Path, new_runs: list[dict], rerun: list[str]) -> tuple[list[dict], list[str], list[int]]:
+    """Old runs of ``path`` minus those of the ``rerun`` variants, plus ``new_runs``; the variants and seeds present."""
+    if not path.is_file():
+        raise SystemExit(f"--update: no earlier results at {path}; run without --update first")
+    old = [r for r in json.loads(path.read_text())["runs"] if "error" not in r and r.get("variant") not in rerun]
+    runs = old + new_runs
+    present = {r.get("variant") for r in runs}
+    return runs, [v for v in VARIANTS if v in present], sorted({r["seed"] for r in runs if "seed" in r})
+
+
 def plot(summary: list[dict], envs: list[str], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -168,6 +186,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: 0 1 2; --smoke: 0)")
     p.add_argument("--jobs", type=int, default=1, help="trainings run in parallel, 1 torch thread each (default: 1)")
     p.add_argument("--smoke", action="store_true", help="300 env steps per run: checks that everything runs")
+    p.add_argument("--update", action="store_true",
+                   help="merge into the existing results of the same --envs, replacing the rerun variants' runs")
     p.add_argument("--worker", nargs=2, metavar=("ENV", "VARIANT"), help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -180,15 +200,20 @@ def main() -> None:
     t0 = time.perf_counter()
     runs = C.run_many(Path(__file__).resolve(), jobs, jobs=args.jobs, threads=1)
     total = time.perf_counter() - t0
-    text, summary = summarize(args.envs, args.variants, args.seeds, runs, args.smoke)
-    text += f"Total wall {total:.0f} s with --jobs {args.jobs}.\n"
-    print(text)
     out = C.results_dir(args.smoke)
-    (out / "variants.md").write_text("# DQN variants (Rainbow-family ablation)\n\n" + text)
-    plot(summary, args.envs, out / "variants.png")
-    C.write_json(out / "variants.json", {"benchmark": "variants", "smoke": args.smoke, "jobs": args.jobs,
-                                         "supports": SUPPORT, "thresholds": THRESHOLD, "machine": C.machine_info(),
-                                         "total_wall_s": total, "summary": summary, "runs": runs})
+    stem = "variants_" + "_".join(args.envs)
+    variants, seeds = args.variants, args.seeds
+    if args.update:
+        runs, variants, seeds = merge_runs(out / f"{stem}.json", runs, args.variants)
+    text, summary = summarize(args.envs, variants, seeds, runs, args.smoke)
+    text += f"Wall of this invocation: {total:.0f} s with --jobs {args.jobs}"
+    text += f" (rerun: {', '.join(args.variants)}).\n" if args.update else ".\n"
+    print(text)
+    (out / f"{stem}.md").write_text("# DQN variants (Rainbow-family ablation)\n\n" + text)
+    plot(summary, args.envs, out / f"{stem}.png")
+    C.write_json(out / f"{stem}.json", {"benchmark": "variants", "smoke": args.smoke, "jobs": args.jobs,
+                                        "supports": SUPPORT, "thresholds": THRESHOLD, "machine": C.machine_info(),
+                                        "total_wall_s": total, "summary": summary, "runs": runs})
     C.exit_with_failures(runs)
 
 

@@ -69,6 +69,8 @@ class Config:
     alpha: float = _f(0.6, "PER: priority exponent.")
     beta_initial: float = _f(0.4, "PER: importance-sampling exponent at env step 0, annealed linearly to 1 at total_timesteps.")
     priority_epsilon: float = _f(1e-6, "PER: added to |TD| before exponentiation.")
+    priority_clip: float | None = _f(None, "PER: clip |TD| to this before it becomes a priority (Schaul et al. clip TD errors "
+                                           "to 1 on Atari); null = no clip. Bounds priority outliers with unclipped rewards.")
     n_step: int = _f(1, "Multi-step return length in env steps (computed at sample time).")
     noisy: bool = _f(False, "Factorised NoisyLinear layers in the head (Fortunato et al. 2018); turns epsilon-greedy off.")
     noisy_sigma0: float = _f(0.5, "NoisyNet: initial sigma_0 of the factorised noise.")
@@ -153,6 +155,8 @@ class Config:
             raise ConfigError(f"beta_initial must be in [0, 1], got {self.beta_initial}")
         if self.priority_epsilon <= 0:
             raise ConfigError(f"priority_epsilon must be > 0, got {self.priority_epsilon}")
+        if self.priority_clip is not None and self.priority_clip <= 0:
+            raise ConfigError(f"priority_clip must be > 0 or null, got {self.priority_clip}")
         if self.noisy_sigma0 < 0:
             raise ConfigError(f"noisy_sigma0 must be >= 0, got {self.noisy_sigma0}")
         if self.distributional and (self.n_atoms < 2 or not self.v_min < self.v_max):

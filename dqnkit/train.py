@@ -65,7 +65,8 @@ class Trainer:
         frames = {"frame_stack": cfg.frame_stack} if self.atari and cfg.frame_stack > 1 else {}
         self.buffer = ReplayBuffer(cfg.buffer_size, cfg.num_envs, self.obs_shape, self.obs_dtype,
                                    n_step=cfg.n_step, gamma=cfg.gamma, prioritized=cfg.prioritized_replay,
-                                   alpha=cfg.alpha, priority_eps=cfg.priority_epsilon, seed=cfg.seed + 2,
+                                   alpha=cfg.alpha, priority_eps=cfg.priority_epsilon,
+                                   priority_clip=cfg.priority_clip, seed=cfg.seed + 2,
                                    device=self.device, **frames)
         self.schedule = EpsilonSchedule.from_config(cfg)
         self.rng = np.random.default_rng(cfg.seed + 3)  # exploration draws

@@ -51,6 +51,7 @@ def test_zoo_file_with_several_envs_needs_env(tmp_path):
     ({"batch_size": 512, "buffer_size": 100}, "batch_size .* larger than buffer_size"),
     ({"gamma": 1.5}, r"gamma must be in \[0, 1\]"),
     ({"tau": 0.0}, "tau must be in"),
+    ({"priority_clip": -1.0}, "priority_clip must be > 0 or null"),
     ({"loss": "l1"}, "loss must be one of huber, mse"),
     ({"batch_size": "big"}, "batch_size must be of type int"),
     ({"learnin_rate": 1e-3}, "unknown config key 'learnin_rate'; did you mean 'learning_rate'"),

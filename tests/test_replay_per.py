@@ -71,6 +71,20 @@ def test_new_and_invalid_slots_priorities():
     np.testing.assert_array_equal(leaves()[4 * N :], 0.0)
 
 
+def test_priority_clip_bounds_priorities_and_p_max():
+    buf = ReplayBuffer(20, 1, (1,), np.float32, prioritized=True, alpha=0.5, priority_clip=2.0, seed=0)
+    for t in range(6):
+        buf.add(np.full((1, 1), t, np.float32), [0], [0.0], [False], [False], np.full((1, 1), t, np.float32))
+    buf.update_priorities(np.array([0, 1, 2]), np.array([0.5, 2.0, 500.0]))
+    leaves = buf.sampler.tree.leaves()
+    np.testing.assert_allclose(leaves[:3], (np.array([0.5, 2.0, 2.0]) + 1e-6) ** 0.5)
+    assert buf.sampler.max_priority == pytest.approx(2.0 + 1e-6)  # the outlier does not become every newcomer's priority
+    buf.add(np.zeros((1, 1)), [0], [0.0], [False], [False], np.zeros((1, 1)))
+    assert buf.sampler.tree.leaves()[5] == pytest.approx((2.0 + 1e-6) ** 0.5)
+    with pytest.raises(ValueError, match="priority_clip"):
+        PrioritizedSampler(8, priority_clip=0.0)
+
+
 def test_overwritten_row_loses_its_priority_and_stale_updates_are_ignored():
     buf = filled(capacity=8, num_envs=1, n_step=1, rows=8)  # full; row 0 oldest valid, row 7 newest
     leaves = buf.sampler.tree.leaves

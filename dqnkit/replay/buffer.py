@@ -57,6 +57,7 @@ class ReplayBuffer:
         prioritized: proportional PER (Schaul et al. 2016) instead of uniform sampling.
         alpha: PER priority exponent (paper: 0.6 proportional; Rainbow: 0.5).
         priority_eps: added to ``td_abs`` so no valid transition has priority 0.
+        priority_clip: ``td_abs`` is clipped to this before it becomes a priority; None = no clip.
         seed: seed of the sampler's own ``np.random.Generator(PCG64(seed))``.
         device: torch device of the returned batches.
         frame_stack: ``k > 1`` stores uint8 observations ``(k, H, W)`` one frame per transition
@@ -75,6 +76,7 @@ class ReplayBuffer:
         prioritized: bool = False,
         alpha: float = 0.6,
         priority_eps: float = 1e-6,
+        priority_clip: float | None = None,
         seed: int | None = None,
         device: str | torch.device = "cpu",
         frame_stack: int = 1,
@@ -115,7 +117,8 @@ class ReplayBuffer:
         self._gamma_powers = self.gamma ** np.arange(self.n_step, dtype=np.float64)
         self._discount_of_k = (self.gamma ** np.arange(self.n_step + 1, dtype=np.float64)).astype(np.float32)
         if self.prioritized:
-            self.sampler = PrioritizedSampler(self.storage.num_slots, alpha=alpha, priority_eps=priority_eps, seed=seed)
+            self.sampler = PrioritizedSampler(self.storage.num_slots, alpha=alpha, priority_eps=priority_eps,
+                                              priority_clip=priority_clip, seed=seed)
         else:
             self.sampler = UniformSampler(self.storage.num_slots, seed=seed)
 
@@ -204,7 +207,7 @@ class ReplayBuffer:
         return Batch(*tensors, index=index)
 
     def update_priorities(self, index: np.ndarray, td_abs: np.ndarray | torch.Tensor) -> None:
-        """New priorities ``(td_abs + priority_eps) ** alpha`` for slots ``index`` (no-op when uniform).
+        """New priorities ``(min(td_abs, priority_clip) + priority_eps) ** alpha`` for slots ``index`` (no-op when uniform).
         Duplicate indices: the last one wins."""
         if not self.prioritized:
             return

@@ -18,6 +18,9 @@ Deviations (PER):
   no second (min) tree is needed. ``N`` in ``w_i`` is the number of currently valid slots.
 - ``p_max`` tracks the largest raw ``|delta| + eps`` ever given (not decayed); new transitions get
   ``p_max ** alpha``.
+- Optional ``priority_clip``: ``p_i = min(|delta_i|, clip) + eps``. The paper clips rewards and TD errors
+  to [-1, 1] in its Atari setup, which bounds priorities; without reward clipping (LunarLander's -100 crash)
+  a few priorities can grow without bound, and the sampled batches concentrate on them. Default: no clip.
 - A slot gets its priority when it becomes *valid* (its n-step window is written), not when written:
   the newest ``n_step`` rows, unwritten slots and the row being overwritten all hold priority 0, so
   they can never be drawn. ``update_priorities`` ignores slots that hold 0 (overwritten since sampled).
@@ -109,12 +112,15 @@ class UniformSampler:
 class PrioritizedSampler:
     """Proportional prioritised sampling over a ``SumTree`` of ``p_i ** alpha``."""
 
-    def __init__(self, num_slots: int, *, alpha: float = 0.6, priority_eps: float = 1e-6, seed: int | None = None) -> None:
-        if alpha < 0 or priority_eps <= 0:
-            raise ValueError(f"need alpha >= 0 and priority_eps > 0, got alpha={alpha}, priority_eps={priority_eps}")
+    def __init__(self, num_slots: int, *, alpha: float = 0.6, priority_eps: float = 1e-6,
+                 priority_clip: float | None = None, seed: int | None = None) -> None:
+        if alpha < 0 or priority_eps <= 0 or (priority_clip is not None and priority_clip <= 0):
+            raise ValueError(f"need alpha >= 0, priority_eps > 0 and priority_clip None or > 0, got alpha={alpha}, "
+                             f"priority_eps={priority_eps}, priority_clip={priority_clip}")
         self.num_slots = int(num_slots)
         self.alpha = float(alpha)
         self.priority_eps = float(priority_eps)
+        self.priority_clip = None if priority_clip is None else float(priority_clip)
         self.max_priority = 1.0  # p_max of the raw |delta| + eps, before ** alpha
         self.tree = SumTree(self.num_slots)
         self.rng = np.random.Generator(np.random.PCG64(seed))
@@ -155,6 +161,8 @@ class PrioritizedSampler:
             index, td_abs = index[keep], td_abs[keep]
         if index.size == 0:
             return
+        if self.priority_clip is not None:
+            td_abs = np.minimum(td_abs, self.priority_clip)
         raw = td_abs + self.priority_eps
         self.tree.update(index, raw**self.alpha)
         self.max_priority = max(self.max_priority, float(raw.max()))
