@@ -36,6 +36,26 @@ def test_matches_oracle_over_random_batched_updates_with_duplicates(num_leaves):
                 assert (oracle[found] > 0).all()
 
 
+def test_few_index_path_gives_the_same_bits_as_the_batched_path(monkeypatch):
+    """Updates of <= _SCALAR_MAX indices walk up one index at a time; the tree must be bit-identical."""
+    import dqnkit.replay.sum_tree as st
+
+    rng = np.random.default_rng(7)
+    few, batched = SumTree(1000), SumTree(1000)
+    ops = [(rng.integers(0, 1000, size=int(rng.integers(1, st._SCALAR_MAX + 1))), None) for _ in range(3000)]
+    ops = [(idx, rng.random(idx.shape[0]) * 10.0 ** rng.integers(-6, 4)) for idx, _ in ops]
+    for idx, vals in ops:
+        few.update(idx, vals)
+    monkeypatch.setattr(st, "_SCALAR_MAX", 0)  # every update now takes the vectorised path
+    for idx, vals in ops:
+        batched.update(idx, vals)
+    np.testing.assert_array_equal(few._tree, batched._tree)
+    with pytest.raises(IndexError):
+        SumTree(4).update([4], [1.0])
+    with pytest.raises(ValueError):
+        SumTree(4).update([0], [float("nan")])
+
+
 def test_duplicate_indices_last_write_wins_and_parents_consistent():
     tree = SumTree(5)
     tree.update(np.array([3, 3, 1, 3]), np.array([1.0, 2.0, 5.0, 7.0]))

@@ -36,9 +36,10 @@ class NoisyLinear(nn.Module):
 
     @torch.no_grad()
     def reset_noise(self, generator: torch.Generator | None = None) -> None:
-        dev = self.eps_in.device
-        self.eps_in.copy_(self._f(torch.randn(self.in_features, generator=generator).to(dev)))
-        self.eps_out.copy_(self._f(torch.randn(self.out_features, generator=generator).to(dev)))
+        # One draw for both factors (eps_in first, then eps_out), one f() over it.
+        eps = self._f(torch.randn(self.in_features + self.out_features, generator=generator))
+        self.eps_in.copy_(eps[: self.in_features])
+        self.eps_out.copy_(eps[self.in_features :])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:

@@ -57,6 +57,9 @@ class QNetwork(nn.Module):
             self.register_buffer("support", torch.linspace(v_min, v_max, n_atoms))
         else:
             self.support = None
+        # A plain list (not a ModuleList): the layers are already registered as submodules; this only saves
+        # walking the module tree on every noise reset (once per env step and twice per update).
+        self._noisy_layers = [m for m in self.modules() if isinstance(m, NoisyLinear)]
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Q-values (B, |A|), or C51 logits (B, |A|, n_atoms) when distributional."""
@@ -78,6 +81,5 @@ class QNetwork(nn.Module):
         return out
 
     def reset_noise(self, generator: torch.Generator | None = None) -> None:
-        for m in self.modules():
-            if isinstance(m, NoisyLinear):
-                m.reset_noise(generator)
+        for m in self._noisy_layers:
+            m.reset_noise(generator)

@@ -18,15 +18,21 @@ Deviations from the paper's pseudo-code (and from naive per-sample trees):
   one NumPy step per level, never one Python iteration per sample.
 - Parents are recomputed as ``left + right`` rather than patched by adding the
   delta, so float64 rounding error never accumulates across updates.
+- A handful of indices (at most ``_SCALAR_MAX``: the one new transition per env step of a
+  single env) walk up the tree one index at a time in plain Python: NumPy's per-call overhead
+  on tiny arrays costs more than the walk. Same additions, so the same bits as the batched path.
 - ``find`` never returns a zero-priority leaf (invalid or padding slot): a query that float
   rounding (or an out-of-range value) lands on one is redone by a descent that only enters
   children with positive mass.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 _DEDUP_MIN = 16  # de-duplicate a level's parents only when more nodes than this are being updated
+_SCALAR_MAX = 4  # updates of at most this many indices take the per-index path
 
 
 class SumTree:
@@ -96,6 +102,9 @@ class SumTree:
         if idx.size == 0:
             return
         vals = np.broadcast_to(np.asarray(values, dtype=np.float64), idx.shape)
+        if idx.size <= _SCALAR_MAX:
+            self._update_few(idx.tolist(), vals.tolist())
+            return
         if idx.min() < 0 or idx.max() >= self.num_leaves:
             raise IndexError(f"SumTree leaf index out of range [0, {self.num_leaves})")
         if not np.all(vals >= 0.0) or not np.all(np.isfinite(vals)):
@@ -116,6 +125,21 @@ class SumTree:
                 node = node[keep]
             children = pairs[node]  # (k, 2): tree[2 * node], tree[2 * node + 1]
             tree[node] = children[:, 0] + children[:, 1]
+
+    def _update_few(self, indices: list[int], values: list[float]) -> None:
+        """``update`` for a few indices, in order (so the last write wins), one root path each."""
+        for i, v in zip(indices, values):
+            if not 0 <= i < self.num_leaves:
+                raise IndexError(f"SumTree leaf index out of range [0, {self.num_leaves})")
+            if not (v >= 0.0 and math.isfinite(v)):
+                raise ValueError("SumTree values must be finite and non-negative")
+        tree = self._tree
+        for i, v in zip(indices, values):
+            node = i + self.capacity
+            tree[node] = v
+            while node > 1:
+                node >>= 1
+                tree[node] = tree[2 * node] + tree[2 * node + 1]
 
     def set_leaves(self, values: np.ndarray) -> None:
         """Replace all ``num_leaves`` leaves at once and rebuild every level (O(capacity))."""
