@@ -40,6 +40,16 @@ def test_presets_list_and_show(cli):
     assert r.returncode == 0 and "learning_rate" in r.stdout and "CartPole-v1:" in r.stdout
 
 
+def test_python_dash_m_is_the_cli():
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "dqnkit", "presets"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "rainbow-LunarLander-v3" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "dqnkit", "train", "--set", "learnin_rate=1"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2 and "did you mean 'learning_rate'" in r.stderr
+
+
 def test_zoo_config_file_trains(cli, tmp_path):
     cfg = tmp_path / "dqn.yml"
     cfg.write_text("CartPole-v1:\n  n_timesteps: !!float 400\n  policy: 'MlpPolicy'\n  learning_starts: 100\n"

@@ -1,0 +1,6 @@
+"""``python -m dqnkit ...`` is the ``dqnkit`` command (for environments where the script is not on PATH)."""
+import sys
+
+from dqnkit.cli import main
+
+sys.exit(main())
