@@ -69,8 +69,9 @@ class Config:
     alpha: float = _f(0.6, "PER: priority exponent.")
     beta_initial: float = _f(0.4, "PER: importance-sampling exponent at env step 0, annealed linearly to 1 at total_timesteps.")
     priority_epsilon: float = _f(1e-6, "PER: added to |TD| before exponentiation.")
-    priority_clip: float | None = _f(None, "PER: clip |TD| to this before it becomes a priority (Schaul et al. clip TD errors "
-                                           "to 1 on Atari); null = no clip. Bounds priority outliers with unclipped rewards.")
+    priority_clip: float | None = _f(None, "PER: clip |TD| (C51: the per-sample loss) to this before it becomes a priority; "
+                                           "Schaul et al.'s Atari agent used 1. null = no clip. Bounds priority outliers "
+                                           "when rewards are not clipped.")
     n_step: int = _f(1, "Multi-step return length in env steps (computed at sample time).")
     noisy: bool = _f(False, "Factorised NoisyLinear layers in the head (Fortunato et al. 2018); turns epsilon-greedy off.")
     noisy_sigma0: float = _f(0.5, "NoisyNet: initial sigma_0 of the factorised noise.")

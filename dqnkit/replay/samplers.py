@@ -18,9 +18,13 @@ Deviations (PER):
   no second (min) tree is needed. ``N`` in ``w_i`` is the number of currently valid slots.
 - ``p_max`` tracks the largest raw ``|delta| + eps`` ever given (not decayed); new transitions get
   ``p_max ** alpha``.
-- Optional ``priority_clip``: ``p_i = min(|delta_i|, clip) + eps``. The paper clips rewards and TD errors
-  to [-1, 1] in its Atari setup, which bounds priorities; without reward clipping (LunarLander's -100 crash)
-  a few priorities can grow without bound, and the sampled batches concentrate on them. Default: no clip.
+- Optional ``priority_clip``: ``p_i = min(|delta_i|, clip) + eps``. The paper's Atari agent clips TD errors
+  to [-1, 1] before they become priorities (ChainerRL reproduced this detail from the authors' code and
+  the first author: chainer/chainerrl#301), so its priorities never exceed 1 + eps. Without that clip
+  and without reward clipping (LunarLander's -100 crash), a few priorities grow without bound (|delta|
+  ~3000 measured by benchmarks/per_priorities.py) and the batches concentrate on them. Default: no clip,
+  as the issue specifies; ``priority_clip=1`` is the paper's setting. With C51 the clipped quantity is the
+  per-sample cross-entropy.
 - A slot gets its priority when it becomes *valid* (its n-step window is written), not when written:
   the newest ``n_step`` rows, unwritten slots and the row being overwritten all hold priority 0, so
   they can never be drawn. ``update_priorities`` ignores slots that hold 0 (overwritten since sampled).
