@@ -128,7 +128,7 @@ def test_final_obs_table_grows_and_is_freed_when_slots_are_overwritten():
         add_rows(buf, t, 1, N, term=lambda _t: te, trunc=lambda _t: tr)
         st = buf.storage
         assert st.num_final_obs() == int((st.truncated & ~st.terminated).sum())
-    assert 64 < buf.storage.num_final_obs() and buf.storage._final_slot.shape[0] <= buf.storage.num_slots
+    assert 64 < buf.storage.num_final_obs() and buf.storage._final.slot_of.shape[0] <= buf.storage.num_slots
     first, count = buf.storage.valid_range(1)
     index = (first + np.arange(count)) % buf.storage.num_slots
     b = buf.gather(index)

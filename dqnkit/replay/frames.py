@@ -195,13 +195,7 @@ class FrameStackStorage(_RingRows):
         differs = (rebuilt[:, :-1] != obs[:, :-1]).reshape(N, -1).any(axis=1)
         if differs.any():
             self._stacks.put(slots[differs], obs[differs])
-        # Keep the true final observation of truncated (and not terminated) transitions.
-        keep = truncated & ~terminated
-        if keep.any():
-            final_obs = np.asarray(final_obs)
-            if final_obs.shape != (N, *self.obs_shape):
-                raise ValueError(f"final_obs has shape {final_obs.shape}, expected {(N, *self.obs_shape)}")
-            self._final.put(slots[keep], final_obs[keep])
+        self._keep_final_obs(slots, terminated, truncated, final_obs)
         return row
 
     # ------------------------------------------------------------------ reading
@@ -266,7 +260,4 @@ class FrameStackStorage(_RingRows):
             self._copy_array_in(name, arrays[name])
         self._final.load(arrays["final_obs"], arrays["final_slot"], "'final_obs'")
         self._stacks.load(arrays["stack_obs"], arrays["stack_slot"], "'stack_obs'")
-        self.pos = int(meta["pos"])
-        self.rows_added = int(meta["rows_added"])
-        if not 0 <= self.pos < self.num_rows or self.pos != self.rows_added % self.num_rows:
-            raise CheckpointError(f"replay checkpoint has pos={self.pos}, rows_added={self.rows_added}: inconsistent")
+        self._load_position(meta)

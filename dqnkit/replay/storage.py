@@ -76,6 +76,16 @@ class _RingRows:
         truncated = np.asarray(truncated).astype(bool, copy=False).reshape(N)
         return obs, terminated, truncated
 
+    def _keep_final_obs(self, slots: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, final_obs) -> None:
+        """Keep the true final observation of the truncated (and not terminated) transitions of ``slots``."""
+        keep = truncated & ~terminated
+        if keep.any():
+            N = self.num_envs
+            final_obs = np.asarray(final_obs)
+            if final_obs.shape != (N, *self.obs_shape):
+                raise ValueError(f"final_obs has shape {final_obs.shape}, expected {(N, *self.obs_shape)}")
+            self._final.put(slots[keep], final_obs[keep].astype(self.obs_dtype, casting="same_kind", copy=False))
+
     # ------------------------------------------------------------------ reading
     def final_obs_of(self, slots: np.ndarray) -> np.ndarray:
         """True final observations of truncated ``slots`` (a fresh array)."""
@@ -99,6 +109,13 @@ class _RingRows:
                 f"this buffer expects {dst.shape} {dst.dtype}: build the buffer with the checkpoint's settings"
             )
         np.copyto(dst, src)
+
+    def _load_position(self, meta: dict) -> None:
+        """Restore ``pos`` and ``rows_added`` from checkpoint metadata, checking that they agree."""
+        self.pos = int(meta["pos"])
+        self.rows_added = int(meta["rows_added"])
+        if not 0 <= self.pos < self.num_rows or self.pos != self.rows_added % self.num_rows:
+            raise CheckpointError(f"replay checkpoint has pos={self.pos}, rows_added={self.rows_added}: inconsistent")
 
 
 class RingStorage(_RingRows):
@@ -134,11 +151,6 @@ class RingStorage(_RingRows):
         self._final = SideTable(self.num_slots, self.obs_shape, self.obs_dtype, _INITIAL_FINAL_OBS_ENTRIES,
                                 map_dtype=np.int64)
 
-    @property
-    def _final_slot(self) -> np.ndarray:
-        """The side table's ``entry -> slot`` array (-1 = free); its length is the table's size."""
-        return self._final.slot_of
-
     # ------------------------------------------------------------------ geometry
     def valid_range(self, n_step: int) -> tuple[int, int]:
         """``(first_slot, count)``: valid slots are ``(first_slot + j) % num_slots`` for ``j < count``.
@@ -163,15 +175,8 @@ class RingStorage(_RingRows):
         self.truncated[row] = truncated
 
         slots = self.row_slots(row)
-        # Free the side-table entries of the transitions being overwritten.
-        self._final.free(slots)
-        # Keep the true final observation of truncated (and not terminated) transitions.
-        keep = truncated & ~terminated
-        if keep.any():
-            final_obs = np.asarray(final_obs)
-            if final_obs.shape != (N, *self.obs_shape):
-                raise ValueError(f"final_obs has shape {final_obs.shape}, expected {(N, *self.obs_shape)}")
-            self._final.put(slots[keep], final_obs[keep].astype(self.obs_dtype, casting="same_kind", copy=False))
+        self._final.free(slots)  # the entries of the transitions being overwritten
+        self._keep_final_obs(slots, terminated, truncated, final_obs)
 
         self.pos = (row + 1) % self.num_rows
         self.rows_added += 1
@@ -198,7 +203,4 @@ class RingStorage(_RingRows):
         for name in ("obs", "action", "reward", "terminated", "truncated"):
             self._copy_array_in(name, arrays[name])
         self._final.load(arrays["final_obs"], arrays["final_slot"], "final-observation")
-        self.pos = int(meta["pos"])
-        self.rows_added = int(meta["rows_added"])
-        if not 0 <= self.pos < self.num_rows or self.pos != self.rows_added % self.num_rows:
-            raise CheckpointError(f"replay checkpoint has pos={self.pos}, rows_added={self.rows_added}: inconsistent")
+        self._load_position(meta)
