@@ -24,16 +24,11 @@ from matplotlib.patches import Rectangle
 # ``from dqnkit.policy_view import grid_layout, load_qtable, ...`` keeps working.
 from dqnkit.policy_layout import (  # noqa: F401
     GRIDWORLD_ARROWS,
-    GRIDWORLD_MOVES,
-    GRIDWORLD_NAMES,
     GridLayout,
     Pos,
-    _env_name,
-    _first_attr,
     _pos,
     _positions,
     _row_major,
-    _stochastic,
     grid_layout,
     load_qtable,
     make_tabular_env,

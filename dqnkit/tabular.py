@@ -44,7 +44,7 @@ from dqnkit.explore import EpsilonSchedule
 
 # The run-folder writer lives in dqnkit.tabular_run; re-exported here so
 # ``from dqnkit.tabular import train_tabular`` keeps working.
-from dqnkit.tabular_run import EPISODES_HEADER, EVAL_HEADER, _atomic_write_text, train_tabular  # noqa: F401
+from dqnkit.tabular_run import _atomic_write_text, train_tabular  # noqa: F401
 
 QTABLE_FILE = "qtable.safetensors"
 META_FILE = "tabular.json"

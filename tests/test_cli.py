@@ -1,7 +1,6 @@
 """The CLI end to end, in subprocesses, on small budgets."""
 import csv
 import json
-from pathlib import Path
 
 import pytest
 

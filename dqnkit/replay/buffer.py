@@ -38,7 +38,7 @@ from dqnkit.errors import CheckpointError
 from dqnkit.replay.frames import FrameStackStorage
 from dqnkit.replay.nstep import nstep_window
 from dqnkit.replay.samplers import PrioritizedSampler, UniformSampler
-from dqnkit.replay.storage import RingStorage, stored_obs_dtype
+from dqnkit.replay.storage import RingStorage
 from dqnkit.types import Batch
 
 _FORMAT_VERSION = 1
