@@ -11,12 +11,11 @@ eval every 10,000 steps (10 greedy episodes). Reported per run, after training:
     python benchmarks/per_priorities.py --seeds 0 1 --jobs 2          # 20k env steps per run
     python benchmarks/per_priorities.py --steps 100000 --seeds 0 1 2 --jobs 2
 
-Writes benchmarks/results/per_priorities.md and .json.
+Writes benchmarks/results/per_priorities_<steps>.md and .json (a short trial run never overwrites the 20k results).
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shutil
 import sys
@@ -31,6 +30,7 @@ CLIPS = {"none": None, "1.0": 1.0}
 
 def worker(args: argparse.Namespace) -> None:
     from dqnkit import DQN
+    from dqnkit.runs_io import load_run
     clip = CLIPS[args.worker]
     run_dir = C.RUNS_DIR / "per_priorities" / f"clip-{args.worker}-s{args.seed}"
     if run_dir.exists():
@@ -40,10 +40,9 @@ def worker(args: argparse.Namespace) -> None:
     model.learn()
     p_max = model.trainer.buffer.sampler.max_priority
     model.close()
-    with (run_dir / "updates.csv").open(newline="") as f:
-        max_q = max(float(r["mean_q"]) for r in csv.DictReader(f))
-    with (run_dir / "eval.csv").open(newline="") as f:
-        evals = [float(r["mean_return"]) for r in csv.DictReader(f)]
+    run = load_run(run_dir)
+    max_q = float(run.column("updates", "mean_q").max())
+    evals = run.column("eval", "mean_return").tolist()
     print(json.dumps({"clip": args.worker, "seed": args.seed, "steps": args.steps, "p_max": p_max,
                       "max_mean_q": max_q, "last_eval": evals[-1] if evals else None, "evals": evals}))
 
@@ -71,9 +70,9 @@ def main() -> None:
                                rows) + "\n")
     print(text)
     out = C.results_dir(False)
-    (out / "per_priorities.md").write_text(text)
-    C.write_json(out / "per_priorities.json", {"benchmark": "per_priorities", "machine": C.machine_info(),
-                                               "runs": runs})
+    (out / f"per_priorities_{args.steps}.md").write_text(text)
+    C.write_json(out / f"per_priorities_{args.steps}.json", {"benchmark": "per_priorities",
+                                                             "machine": C.machine_info(), "runs": runs})
     C.exit_with_failures(runs)
 
 

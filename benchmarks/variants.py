@@ -45,7 +45,6 @@ existing variants_<envs>.json and the table is rebuilt from all of them (e.g. to
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shutil
 import sys
@@ -84,11 +83,14 @@ def run_dir_for(env: str, variant: str, seed: int, smoke: bool) -> Path:
     return C.RUNS_DIR / ("smoke" if smoke else "") / "variants" / env / f"{variant}-s{seed}"
 
 
-def read_eval_csv(path: Path) -> list[tuple[int, float]]:
-    if not path.is_file():
+def eval_curve(run_dir: Path) -> list[tuple[int, float]]:
+    """``(env_step, mean_return)`` of each periodic greedy evaluation in the run's eval.csv."""
+    from dqnkit.runs_io import load_run
+    run = load_run(run_dir, require_episodes=False)
+    steps, returns = run.column("eval", "env_step"), run.column("eval", "mean_return")
+    if steps is None or returns is None:
         return []
-    with path.open(newline="") as f:
-        return [(int(float(r["env_step"])), float(r["mean_return"])) for r in csv.DictReader(f)]
+    return [(int(st), float(ret)) for st, ret in zip(steps, returns)]
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -119,7 +121,7 @@ def summarize(envs: list[str], variants: list[str], seeds: list[int], runs: list
         for v in variants:
             mine = [r for r in runs if r.get("env") == env and r.get("variant") == v and "error" not in r]
             finals = [r["final_mean"] for r in mine]
-            curves = {r["seed"]: read_eval_csv(C.REPO_DIR / r["run_dir"] / "eval.csv") for r in mine}
+            curves = {r["seed"]: eval_curve(C.REPO_DIR / r["run_dir"]) for r in mine}
             to_thr = {s: next((step for step, ret in c if ret >= thr), None) for s, c in curves.items()}
             reached = [x for x in to_thr.values() if x is not None]
             steps = sorted(set.intersection(*(set(st for st, _ in c) for c in curves.values()))) if curves else []
