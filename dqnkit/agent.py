@@ -51,7 +51,7 @@ class Agent:
     """
 
     def __init__(self, cfg: Config, obs_shape: tuple, n_actions: int, *, torso: str = "mlp",
-                 device: torch.device | None = None, fast_path: bool = True):
+                 device: torch.device | None = None, fast_path: bool = True, input_scale: float = 1.0):
         self.cfg = cfg
         self.device = device or resolve_device(cfg.device)
         self.n_actions = n_actions
@@ -63,7 +63,8 @@ class Agent:
         self.weighted = cfg.prioritized_replay  # uniform replay: is_weight is all ones, skip the multiply
         self.online = QNetwork(obs_shape, n_actions, net_arch=cfg.net_arch, torso=torso, dueling=cfg.dueling,
                                noisy=cfg.noisy, noisy_sigma0=cfg.noisy_sigma0, distributional=cfg.distributional,
-                               n_atoms=cfg.n_atoms, v_min=cfg.v_min, v_max=cfg.v_max).to(self.device)
+                               n_atoms=cfg.n_atoms, v_min=cfg.v_min, v_max=cfg.v_max,
+                               input_scale=input_scale).to(self.device)
         self.target = copy.deepcopy(self.online)
         self.target.requires_grad_(False)
         self.optimizer = make_optimizer(cfg, self.online.parameters(), self.device)
@@ -133,7 +134,7 @@ class Agent:
             target = td_target(batch.reward, batch.discount, batch.terminated, next_target_out, next_online_q)
         if self.fast_layers is not None:
             loss, td_abs, q_sa = td_loss_and_grads(self.fast_layers, batch.obs, batch.action, target, is_weight,
-                                                   cfg.loss)
+                                                   cfg.loss, self.online.torso.input_scale)
             return self._step_optimizer(loss, td_abs, q_sa)
         out = self.online(batch.obs)
         if cfg.distributional:
@@ -194,8 +195,12 @@ class Agent:
     def load(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
         def sub(prefix: str) -> dict:
             return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        self.online.load_state_dict(sub("online."))
-        self.target.load_state_dict(sub("target."))
+        for net, prefix in ((self.online, "online."), (self.target, "target.")):
+            weights = sub(prefix)
+            if "torso.input_scale" in net.state_dict() and "torso.input_scale" not in weights:
+                # written before MLP inputs were scaled (dqnkit 0.1.0 before normalize_images): keep its raw inputs
+                weights["torso.input_scale"] = torch.tensor(1.0)
+            net.load_state_dict(weights)
         state: dict[int, dict] = {}
         for key, value in sub("optim.").items():
             idx, name = key.split(".", 1)

@@ -54,7 +54,9 @@ class Config:
     weight_decay: float = _f(0.0, "Weight decay (decoupled for adamw).")
     max_grad_norm: float | None = _f(10.0, "Clip the global gradient L2 norm to this (null disables).")
     grad_clip_value: float | None = _f(None, "Clip each gradient element to [-v, v] (null disables).")
-    policy_kwargs: dict = _f({"net_arch": [64, 64]}, "Network options: net_arch = hidden layer sizes of the MLP torso.")
+    policy_kwargs: dict = _f({"net_arch": [64, 64]}, "Network options: net_arch = hidden layer sizes of the MLP torso; "
+                                                      "normalize_images (default true) = scale uint8 [0, 255] "
+                                                      "observations to [0, 1] before the MLP.")
     # --- exploration ---------------------------------------------------------------------
     exploration_schedule: str = _f("linear", "Epsilon schedule: linear | exponential | multiplicative.")
     exploration_fraction: float = _f(0.1, "linear: fraction of total_timesteps over which epsilon decays.")
@@ -164,9 +166,13 @@ class Config:
             raise ConfigError(f"C51 needs n_atoms >= 2 and v_min < v_max, got n_atoms={self.n_atoms}, "
                               f"v_min={self.v_min}, v_max={self.v_max}")
         net_arch = self.policy_kwargs.get("net_arch", [64, 64])
-        unknown = set(self.policy_kwargs) - {"net_arch"}
+        unknown = set(self.policy_kwargs) - {"net_arch", "normalize_images"}
         if unknown:
-            raise ConfigError(f"unknown policy_kwargs key(s) {sorted(unknown)}; dqnkit supports net_arch only")
+            raise ConfigError(f"unknown policy_kwargs key(s) {sorted(unknown)}; dqnkit supports net_arch and "
+                              "normalize_images")
+        if not isinstance(self.policy_kwargs.get("normalize_images", True), bool):
+            raise ConfigError(f"policy_kwargs.normalize_images must be true or false, "
+                              f"got {self.policy_kwargs['normalize_images']!r}")
         if not (isinstance(net_arch, (list, tuple)) and all(isinstance(h, int) and h > 0 for h in net_arch)):
             raise ConfigError(f"policy_kwargs.net_arch must be a list of positive ints, got {net_arch!r}")
         return self

@@ -21,7 +21,7 @@ from dqnkit import __version__
 from dqnkit.agent import Agent
 from dqnkit.checkpoint import CheckpointIndex, check_compatible, load_checkpoint, write_json_atomic
 from dqnkit.config import Config
-from dqnkit.envs.make import final_observations, make_env, obs_spec, spaces_signature, step_info
+from dqnkit.envs.make import final_observations, input_scale, make_env, obs_spec, spaces_signature, step_info
 from dqnkit.envs.atari import is_atari
 from dqnkit.envs.recorder import EpisodeRecorder, vector_restore, vector_snapshot
 from dqnkit.errors import TrainingDiverged
@@ -60,7 +60,8 @@ class Trainer:
         self.obs_shape, self.obs_dtype = obs_spec(self.envs.single_observation_space)
         self.signature = spaces_signature(self.envs)
         self.torso = pick_torso(cfg.torso, self.obs_shape)
-        self.agent = Agent(cfg, self.obs_shape, self.n_actions, torso=self.torso)
+        scale = input_scale(self.envs.single_observation_space, cfg.policy_kwargs.get("normalize_images", True))
+        self.agent = Agent(cfg, self.obs_shape, self.n_actions, torso=self.torso, input_scale=scale)
         self.device = self.agent.device
         frames = {"frame_stack": cfg.frame_stack} if self.atari and cfg.frame_stack > 1 else {}
         self.buffer = ReplayBuffer(cfg.buffer_size, cfg.num_envs, self.obs_shape, self.obs_dtype,

@@ -284,3 +284,16 @@ def test_spaces_signature_is_json_and_tells_envs_apart():
 class _PixelEnv(gym.Env):
     observation_space = spaces.Box(0, 255, (84, 84, 4), np.uint8)
     action_space = spaces.Discrete(4)
+
+
+# ------------------------------------------------------------------ input scaling
+def test_input_scale_only_for_uint8_boxes_bounded_0_255():
+    from dqnkit.envs import input_scale
+
+    assert input_scale(spaces.Box(0, 255, (7, 7, 3), np.uint8)) == pytest.approx(1 / 255)
+    assert input_scale(spaces.Box(0, 255, (128,), np.uint8)) == pytest.approx(1 / 255)  # RAM-like, any rank
+    assert input_scale(spaces.Box(0, 255, (7, 7, 3), np.uint8), normalize_images=False) == 1.0
+    assert input_scale(spaces.Box(0, 10, (7, 7, 3), np.uint8)) == 1.0
+    assert input_scale(spaces.Box(0, 255, (3,), np.int64)) == 1.0
+    assert input_scale(spaces.Box(-1.0, 1.0, (3,), np.float32)) == 1.0
+    assert input_scale(spaces.Discrete(4)) == 1.0

@@ -36,3 +36,22 @@ def test_other_heads_are_not_plain():
     assert plain_mlp_layers(QNetwork((4,), 2, net_arch=[8], noisy=True)) is None
     assert plain_mlp_layers(QNetwork((4,), 2, net_arch=[8], distributional=True)) is None
     assert len(plain_mlp_layers(QNetwork((4,), 2, net_arch=[8, 8]))) == 3
+
+
+def test_fast_path_scales_uint8_inputs_like_the_torso():
+    torch.manual_seed(3)
+    net = QNetwork((2, 3), 4, net_arch=[16], input_scale=1 / 255)
+    obs = torch.randint(0, 256, (32, 2, 3), dtype=torch.uint8)
+    action, target = torch.randint(0, 4, (32,)), torch.randn(32)
+    q_sa = net(obs).gather(1, action[:, None]).squeeze(1)
+    ref_loss, _ = value_loss(q_sa, target, None, "huber")
+    ref_loss.backward()
+    ref = [p.grad.clone() for p in net.parameters()]
+    loss, _, fast_q = td_loss_and_grads(plain_mlp_layers(net), obs, action, target, None, "huber",
+                                        net.torso.input_scale)
+    assert torch.allclose(fast_q, q_sa.detach(), atol=1e-6)
+    for p, g in zip(net.parameters(), ref):
+        assert torch.allclose(p.grad, g, atol=1e-6, rtol=1e-4)
+    # the scale is applied: the same bytes as floats 0..255 give other Q-values
+    assert not torch.allclose(net(obs), net(obs.float()))
+    assert torch.allclose(net(obs), net(obs.float() / 255), atol=1e-6)

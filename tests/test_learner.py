@@ -181,3 +181,18 @@ def test_nature_cnn_composes_with_every_head(options):
     assert net.q_values(frames).shape == (2, 6)
     out.sum().backward()
     assert net.torso.conv[0].weight.grad is not None
+
+
+def test_checkpoint_without_input_scale_loads_with_raw_inputs():
+    """Runs written before uint8 MLP inputs were scaled carry no input_scale: they keep seeing raw values."""
+    cfg = Config.from_dict({"device": "cpu", "policy_kwargs": {"net_arch": [8]}})
+    old = Agent(cfg, (3,), 2, input_scale=1.0)
+    tensors = {k: v for k, v in old.tensors().items() if not k.endswith("torso.input_scale")}
+    new = Agent(cfg, (3,), 2, input_scale=1 / 255)
+    new.load(tensors, old.meta())
+    obs = np.array([[0, 100, 255]], dtype=np.uint8)
+    assert float(new.online.torso.input_scale) == 1.0 and float(new.target.torso.input_scale) == 1.0
+    assert np.allclose(new.q_values(obs), old.q_values(obs))
+    scaled = Agent(cfg, (3,), 2, input_scale=1 / 255)
+    scaled.load(scaled.tensors(), scaled.meta())
+    assert float(scaled.online.torso.input_scale) == pytest.approx(1 / 255)

@@ -30,11 +30,14 @@ def plain_mlp_layers(net: nn.Module) -> list[nn.Linear] | None:
 
 @torch.no_grad()
 def td_loss_and_grads(layers: list[nn.Linear], obs: torch.Tensor, action: torch.Tensor, target: torch.Tensor,
-                      is_weight: torch.Tensor | None, kind: str = "huber"
+                      is_weight: torch.Tensor | None, kind: str = "huber", input_scale: torch.Tensor | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Loss of Q(obs)[action] against ``target``; sets ``.grad`` of every layer. Returns (loss, td_abs, q_sa)."""
+    """Loss of Q(obs)[action] against ``target``; sets ``.grad`` of every layer. Returns (loss, td_abs, q_sa).
+
+    ``input_scale`` multiplies non-float32 (uint8) observations after the cast, as ``MLPTorso`` does."""
     x = obs.reshape(obs.shape[0], -1)
-    x = x if x.dtype == torch.float32 else x.float()
+    if x.dtype != torch.float32:
+        x = x.float() if input_scale is None else x.float() * input_scale
     acts = [x]
     for layer in layers[:-1]:
         x = torch.addmm(layer.bias, x, layer.weight.t()).relu_()

@@ -13,7 +13,14 @@ from torch import nn
 
 
 class MLPTorso(nn.Module):
-    def __init__(self, in_dim: int, hidden: Sequence[int]):
+    """Flatten, then ``Linear -> ReLU`` per hidden width.
+
+    ``input_scale`` multiplies non-float (uint8) inputs after the cast to float32: 1/255 for
+    observations from a uint8 space with bounds [0, 255] (Stable-Baselines3's ``normalize_images``),
+    1 otherwise. It is a buffer, so it travels with the weights in a checkpoint.
+    """
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], *, input_scale: float = 1.0):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten(1)]
         for width in hidden:
@@ -21,9 +28,12 @@ class MLPTorso(nn.Module):
             in_dim = width
         self.net = nn.Sequential(*layers)
         self.out_dim = in_dim
+        self.register_buffer("input_scale", torch.tensor(float(input_scale)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.float() if x.dtype != torch.float32 else x)
+        if x.dtype != torch.float32:
+            x = x.float() * self.input_scale
+        return self.net(x)
 
 
 class NatureCNN(nn.Module):
