@@ -31,6 +31,9 @@ class Config:
     # --- environment and run -------------------------------------------------------------
     env_id: str = _f("CartPole-v1", "Gymnasium environment id (Discrete action space).")
     env_kwargs: dict = _f({}, "Keyword arguments passed to gymnasium.make.")
+    env_wrapper: list = _f([], "Wrappers applied to each env, innermost first (rl-zoo's env_wrapper): import paths "
+                               "'module.Class' or 'module:Class', or {path: {kwargs}}, e.g. "
+                               "minigrid.wrappers.ImgObsWrapper.")
     total_timesteps: int = _f(50_000, "Training budget in env steps (summed over all vector envs).")
     num_envs: int = _f(1, "Number of environments stepped in lockstep (SyncVectorEnv).")
     seed: int = _f(0, "Seed for envs, networks, replay sampling and exploration.")
@@ -165,6 +168,9 @@ class Config:
         if self.distributional and (self.n_atoms < 2 or not self.v_min < self.v_max):
             raise ConfigError(f"C51 needs n_atoms >= 2 and v_min < v_max, got n_atoms={self.n_atoms}, "
                               f"v_min={self.v_min}, v_max={self.v_max}")
+        if _normalise_wrappers(self.env_wrapper) != self.env_wrapper:
+            raise ConfigError(f"env_wrapper must be a list of import paths or {{path: kwargs}} mappings, "
+                              f"got {self.env_wrapper!r}")
         net_arch = self.policy_kwargs.get("net_arch", [64, 64])
         unknown = set(self.policy_kwargs) - {"net_arch", "normalize_images"}
         if unknown:
@@ -204,8 +210,9 @@ FIELD_NAMES = [f.name for f in fields(Config)]
 
 # rl-baselines3-zoo keys with a different name here, and zoo keys that carry no meaning for us.
 _ZOO_RENAMES = {"n_timesteps": "total_timesteps", "n_envs": "num_envs", "env": "env_id"}
-# env_wrapper: the zoo's AtariWrapper is what dqnkit applies to every ALE/ env anyway.
-_ZOO_IGNORED = {"policy", "optimize_memory_usage", "replay_buffer_class", "replay_buffer_kwargs", "env_wrapper"}
+_ZOO_IGNORED = {"policy", "optimize_memory_usage", "replay_buffer_class", "replay_buffer_kwargs"}
+# The zoo's AtariWrapper is what dqnkit applies to every ALE/ env anyway.
+_ZOO_ATARI_WRAPPERS = {"stable_baselines3.common.atari_wrappers.AtariWrapper"}
 
 
 def _normalise_keys(values: dict) -> dict:
@@ -220,11 +227,35 @@ def _normalise_keys(values: dict) -> dict:
             raise ConfigError(f"unknown config key '{key}'{hint}")
         if key == "policy_kwargs" and isinstance(value, str):
             value = _parse_policy_kwargs(value)
+        if key == "env_wrapper":
+            value = _normalise_wrappers(value)
         if key == "train_freq" and isinstance(value, (list, tuple)):
             if len(value) != 2 or value[1] != "step":
                 raise ConfigError(f"train_freq {value!r} is not supported; use an int or [n, 'step'] (env steps)")
             value = value[0]
         out[key] = _coerce(key, value)
+    return out
+
+
+def _normalise_wrappers(value: Any) -> list:
+    """rl-zoo spells env_wrapper as one path, a list of paths, or a list of {path: kwargs}."""
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    out: list = []
+    for item in items:
+        if isinstance(item, dict) and len(item) == 1:
+            (path, kwargs), = item.items()
+            if isinstance(path, str) and isinstance(kwargs, (dict, type(None))):
+                if path not in _ZOO_ATARI_WRAPPERS:
+                    out.append({path: dict(kwargs or {})})
+                continue
+        elif isinstance(item, str):
+            if item not in _ZOO_ATARI_WRAPPERS:
+                out.append(item)
+            continue
+        raise ConfigError(f"env_wrapper entry {item!r} must be an import path 'module.Class' or a mapping "
+                          "{'module.Class': {kwargs}}")
     return out
 
 
@@ -270,6 +301,7 @@ def _check_type(name: str, value: Any, ftype: str) -> None:
         "float | None": lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)),
         "bool": lambda v: isinstance(v, bool),
         "dict": lambda v: isinstance(v, dict),
+        "list": lambda v: isinstance(v, list),
     }[ftype](value)
     if not ok:
         raise ConfigError(f"{name} must be of type {ftype}, got {value!r} ({type(value).__name__})")

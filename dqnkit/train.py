@@ -97,8 +97,11 @@ class Trainer:
     def _single_env(self, seed: int | None = None, render_mode: str | None = None, evaluation: bool = False) -> gym.Env:
         if self.atari:
             from dqnkit.envs.atari import make_atari_env
-            return make_atari_env(self.env_source, self.cfg, render_mode=render_mode, evaluation=evaluation)
-        return make_env(self.env_source, seed=seed, render_mode=render_mode, env_kwargs=self.cfg.env_kwargs or None)
+            from dqnkit.envs.make import apply_wrappers
+            env = make_atari_env(self.env_source, self.cfg, render_mode=render_mode, evaluation=evaluation)
+            return apply_wrappers(env, self.cfg.env_wrapper)
+        return make_env(self.env_source, seed=seed, render_mode=render_mode, env_kwargs=self.cfg.env_kwargs or None,
+                        wrappers=self.cfg.env_wrapper)
 
     def _make_vec_env(self) -> gym.vector.SyncVectorEnv:
         seed = self.cfg.seed

@@ -91,3 +91,18 @@ def test_every_preset_is_a_valid_config():
 def test_every_field_has_a_doc():
     docs = Config.docs()
     assert all(isinstance(d, str) and len(d) > 10 for d in docs.values())
+
+
+def test_zoo_env_wrapper_forms_normalise(tmp_path):
+    assert Config.from_dict({"env_wrapper": "minigrid.wrappers.ImgObsWrapper"}).env_wrapper == [
+        "minigrid.wrappers.ImgObsWrapper"]
+    listed = Config.from_dict({"env_wrapper": ["a.B", {"c.D": {"k": 1}}, {"e:F": None}]}).env_wrapper
+    assert listed == ["a.B", {"c.D": {"k": 1}}, {"e:F": {}}]
+    # the zoo's AtariWrapper is dqnkit's own Atari preprocessing: dropped, not applied twice
+    path = tmp_path / "dqn.yml"
+    path.write_text(ZOO)
+    assert Config.from_dict(read_config_file(path, "atari")).env_wrapper == []
+    with pytest.raises(ConfigError, match="env_wrapper entry 3 must be an import path"):
+        Config.from_dict({"env_wrapper": [3]})
+    with pytest.raises(ConfigError, match="normalize_images must be true or false"):
+        Config.from_dict({"policy_kwargs": {"normalize_images": "yes"}})

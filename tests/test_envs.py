@@ -297,3 +297,35 @@ def test_input_scale_only_for_uint8_boxes_bounded_0_255():
     assert input_scale(spaces.Box(0, 255, (3,), np.int64)) == 1.0
     assert input_scale(spaces.Box(-1.0, 1.0, (3,), np.float32)) == 1.0
     assert input_scale(spaces.Discrete(4)) == 1.0
+
+
+# ------------------------------------------------------------------ wrappers from the config
+def test_make_env_applies_wrappers_innermost_first_with_kwargs():
+    env = make_env("CartPole-v1", wrappers=[{"gymnasium.wrappers:TimeLimit": {"max_episode_steps": 7}},
+                                            "gymnasium.wrappers.RecordEpisodeStatistics"])
+    assert isinstance(env, gym.wrappers.RecordEpisodeStatistics)
+    env.reset(seed=0)
+    steps, done = 0, False
+    while not done:
+        _, _, term, trunc, _ = env.step(0 if steps % 2 else 1)
+        steps, done = steps + 1, term or trunc
+    assert steps == 7 and trunc
+
+
+@pytest.mark.parametrize("wrapper, error, message", [
+    ("no_such_pkg.Wrapper", EnvError, "cannot import module 'no_such_pkg'"),
+    ("gymnasium.wrappers.NoSuchWrapper", EnvError, "has no 'NoSuchWrapper'"),
+    ("Wrapper", ConfigError, "is not an import path"),
+    ({"gymnasium.wrappers.TimeLimit": {"bogus": 1}}, ConfigError, "rejected its arguments"),
+])
+def test_bad_wrappers_fail_with_one_clear_line(wrapper, error, message):
+    with pytest.raises(error, match=message):
+        make_env("CartPole-v1", wrappers=[wrapper])
+
+
+def test_minigrid_ids_register_themselves_and_need_a_box_wrapper():
+    with pytest.raises(EnvError, match="env_wrapper=minigrid.wrappers.ImgObsWrapper"):
+        make_env("MiniGrid-Empty-5x5-v0")
+    env = make_env("MiniGrid-Empty-5x5-v0", wrappers=["minigrid.wrappers.ImgObsWrapper"])
+    assert env.observation_space.shape == (7, 7, 3) and env.observation_space.dtype == np.uint8
+    assert env.action_space.n == 7

@@ -30,7 +30,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -134,7 +134,8 @@ def _check_observation_space(space: spaces.Space, name: str) -> None:
         return
     raise EnvError(
         f"{name} has a {type(space).__name__} observation space ({space}); dqnkit needs a Box or Discrete "
-        "observation space. Flatten it with gymnasium.wrappers.FlattenObservation inside your env callable."
+        "observation space. Convert it with a wrapper: --set env_wrapper=minigrid.wrappers.ImgObsWrapper for "
+        "MiniGrid, gymnasium.wrappers.FlattenObservation for others (or wrap it inside your env callable)."
     )
 
 
@@ -154,6 +155,14 @@ def _ensure_registered(env_id: str) -> None:
             ) from exc
     if env_id in gym.registry:
         return
+    if env_id.startswith(("MiniGrid-", "BabyAI-")):
+        try:
+            import minigrid  # noqa: F401,PLC0415  (registers its envs on import)
+        except ImportError as exc:
+            raise EnvError(f"{env_id} is a MiniGrid env but minigrid is not installed; "
+                           "pip install 'dqnkit[minigrid]'.") from exc
+        if env_id in gym.registry:
+            return
     if env_id.startswith("ALE/"):
         try:
             import ale_py  # noqa: PLC0415
@@ -226,6 +235,40 @@ def _build(
     )
 
 
+def import_object(path: str, what: str = "wrapper") -> Any:
+    """The object named by ``'package.module.Name'`` or ``'package.module:Name'``; EnvError if it cannot be imported."""
+    module_name, sep, name = path.partition(":")
+    if not sep:
+        module_name, _, name = path.rpartition(".")
+    if not module_name or not name:
+        raise ConfigError(f"{what} {path!r} is not an import path; write it as 'package.module.Name'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise EnvError(f"cannot import module {module_name!r} for {what} {path!r} ({exc}); install the package "
+                       "that provides it, or fix the path.") from exc
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        raise EnvError(f"module {module_name!r} has no {name!r} (from {what} {path!r}); fix the name.") from None
+
+
+def apply_wrappers(env: gym.Env, wrappers: Sequence[str | Mapping[str, Mapping[str, Any]]] | None) -> gym.Env:
+    """Wrap ``env`` in each of ``wrappers`` (innermost first): import paths, or ``{path: kwargs}`` mappings."""
+    for spec in wrappers or ():
+        if isinstance(spec, Mapping):
+            (path, kwargs), = spec.items()
+        else:
+            path, kwargs = spec, {}
+        cls = import_object(path)
+        try:
+            env = cls(env, **dict(kwargs or {}))
+        except TypeError as exc:
+            raise ConfigError(f"env wrapper {path} rejected its arguments {dict(kwargs or {})} ({exc}); "
+                              "pass only arguments its constructor accepts.") from exc
+    return env
+
+
 def make_env(
     env_id_or_callable: str | EnvFactory,
     *,
@@ -233,6 +276,7 @@ def make_env(
     render_mode: str | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
     one_hot: bool = True,
+    wrappers: Sequence[str | Mapping[str, Mapping[str, Any]]] | None = None,
 ) -> gym.Env:
     """One environment ready for dqnkit.
 
@@ -245,6 +289,8 @@ def make_env(
         env_kwargs: extra keyword arguments for ``gymnasium.make`` (ids only).
         one_hot: wrap ``Discrete`` observation spaces in :class:`OneHotObservation`
             (networks need vectors; tabular learners pass ``one_hot=False``).
+        wrappers: applied to the raw env before the checks (see :func:`apply_wrappers`), e.g.
+            ``["minigrid.wrappers.ImgObsWrapper"]`` to give MiniGrid envs a Box observation.
 
     Raises:
         EnvError: unknown id (with close matches), missing optional dependency, action space
@@ -252,9 +298,10 @@ def make_env(
     """
     env, name = _build(env_id_or_callable, render_mode, env_kwargs)
     try:
+        env = apply_wrappers(env, wrappers)
         check_discrete(env.action_space, name)
         _check_observation_space(env.observation_space, name)
-    except EnvError:
+    except (EnvError, ConfigError):
         env.close()
         raise
     if int(env.action_space.start) != 0:
