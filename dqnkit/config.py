@@ -41,7 +41,8 @@ class Config:
     torch_threads: int = _f(1, "Torch intra-op threads on CPU (1 is fastest for small nets on 2 cores; 0 = torch default).")
     # --- replay --------------------------------------------------------------------------
     buffer_size: int = _f(1_000_000, "Replay capacity in transitions.")
-    learning_starts: int = _f(100, "Env steps collected before the first gradient update.")
+    learning_starts: int = _f(100, "Env steps of random actions before learning; the first training round "
+                                   "comes at the first train_freq multiple past it (as in SB3).")
     batch_size: int = _f(32, "Transitions per gradient update.")
     # --- learner -------------------------------------------------------------------------
     learning_rate: float = _f(1e-4, "Optimizer step size.")

@@ -140,7 +140,9 @@ class Trainer:
         try:
             while self.env_step < target:
                 self._step()
-                if self.vec_steps % self.train_every == 0 and self.env_step >= cfg.learning_starts:
+                # strictly more than learning_starts, as Stable-Baselines3 (the first round comes one
+                # train_freq later than with >=; tests/test_sb3_oracle.py checks the whole schedule)
+                if self.vec_steps % self.train_every == 0 and self.env_step > cfg.learning_starts:
                     self._train_round()
                 if self.vec_steps % self.sync_every == 0:
                     self.agent.sync_target()
