@@ -64,7 +64,7 @@ class Agent:
         self.online = QNetwork(obs_shape, n_actions, net_arch=cfg.net_arch, torso=torso, dueling=cfg.dueling,
                                noisy=cfg.noisy, noisy_sigma0=cfg.noisy_sigma0, distributional=cfg.distributional,
                                n_atoms=cfg.n_atoms, v_min=cfg.v_min, v_max=cfg.v_max,
-                               input_scale=input_scale).to(self.device)
+                               input_scale=input_scale, layer_norm=cfg.layer_norm).to(self.device)
         self.target = copy.deepcopy(self.online)
         self.target.requires_grad_(False)
         self.optimizer = make_optimizer(cfg, self.online.parameters(), self.device)
@@ -168,6 +168,10 @@ class Agent:
         self.optimizer.step()
         self.updates += 1
         return {"loss": loss.detach(), "td_abs": td_abs, "q_sa": q_sa.detach(), "grad_norm": grad_norm}
+
+    def set_learning_rate(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
     @torch.no_grad()
     def sync_target(self) -> None:

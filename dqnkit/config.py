@@ -45,7 +45,11 @@ class Config:
                                    "comes at the first train_freq multiple past it (as in SB3).")
     batch_size: int = _f(32, "Transitions per gradient update.")
     # --- learner -------------------------------------------------------------------------
-    learning_rate: float = _f(1e-4, "Optimizer step size.")
+    learning_rate: float = _f(1e-4, "Optimizer step size (at env step 0 when learning_rate_schedule is linear; "
+                                    "rl-zoo's 'lin_2.3e-3' sets both).")
+    learning_rate_schedule: str = _f("constant", "constant | linear: decays to learning_rate_final at "
+                                                  "total_timesteps (env steps, so resuming keeps it).")
+    learning_rate_final: float = _f(0.0, "linear schedule: step size at total_timesteps.")
     gamma: float = _f(0.99, "Discount factor per env step.")
     train_freq: int = _f(4, "Env steps between training rounds (SB3's train_freq in steps; [n, 'step'] accepted).")
     gradient_steps: int = _f(1, "Gradient updates per training round; -1 = one per env step collected in the round.")
@@ -60,7 +64,8 @@ class Config:
     grad_clip_value: float | None = _f(None, "Clip each gradient element to [-v, v] (null disables).")
     policy_kwargs: dict = _f({"net_arch": [64, 64]}, "Network options: net_arch = hidden layer sizes of the MLP torso; "
                                                       "normalize_images (default true) = scale uint8 [0, 255] "
-                                                      "observations to [0, 1] before the MLP.")
+                                                      "observations to [0, 1] before the MLP; layer_norm (default "
+                                                      "false) = LayerNorm after each hidden layer (PQN).")
     # --- exploration ---------------------------------------------------------------------
     exploration_schedule: str = _f("linear", "Epsilon schedule: linear | exponential | multiplicative.")
     exploration_fraction: float = _f(0.1, "linear: fraction of total_timesteps over which epsilon decays.")
@@ -122,6 +127,8 @@ class Config:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ConfigError(f"learning_rate must be a positive number, got {self.learning_rate}")
+        if not (0 <= self.learning_rate_final <= self.learning_rate):
+            raise ConfigError(f"learning_rate_final must be in [0, learning_rate], got {self.learning_rate_final}")
         if self.gradient_steps == 0 or self.gradient_steps < -1:
             raise ConfigError(f"gradient_steps must be >= 1, or -1 for one per env step, got {self.gradient_steps}")
         if not 0.0 <= self.gamma <= 1.0:
@@ -141,6 +148,7 @@ class Config:
         if not 0.0 < self.exploration_episode_decay <= 1.0:
             raise ConfigError(f"exploration_episode_decay must be in (0, 1], got {self.exploration_episode_decay}")
         _check_choice("loss", self.loss, ["huber", "mse"])
+        _check_choice("learning_rate_schedule", self.learning_rate_schedule, ["constant", "linear"])
         _check_choice("optimizer", self.optimizer, ["adam", "adamw", "rmsprop"])
         _check_choice("exploration_schedule", self.exploration_schedule, ["linear", "exponential", "multiplicative"])
         _check_choice("device", self.device, ["auto", "cpu", "cuda", "mps"], prefix_ok=True)
@@ -173,13 +181,13 @@ class Config:
             raise ConfigError(f"env_wrapper must be a list of import paths or {{path: kwargs}} mappings, "
                               f"got {self.env_wrapper!r}")
         net_arch = self.policy_kwargs.get("net_arch", [64, 64])
-        unknown = set(self.policy_kwargs) - {"net_arch", "normalize_images"}
+        unknown = set(self.policy_kwargs) - {"net_arch", "normalize_images", "layer_norm"}
         if unknown:
-            raise ConfigError(f"unknown policy_kwargs key(s) {sorted(unknown)}; dqnkit supports net_arch and "
-                              "normalize_images")
-        if not isinstance(self.policy_kwargs.get("normalize_images", True), bool):
-            raise ConfigError(f"policy_kwargs.normalize_images must be true or false, "
-                              f"got {self.policy_kwargs['normalize_images']!r}")
+            raise ConfigError(f"unknown policy_kwargs key(s) {sorted(unknown)}; dqnkit supports net_arch, "
+                              "normalize_images and layer_norm")
+        for key, default in (("normalize_images", True), ("layer_norm", False)):
+            if not isinstance(self.policy_kwargs.get(key, default), bool):
+                raise ConfigError(f"policy_kwargs.{key} must be true or false, got {self.policy_kwargs[key]!r}")
         if not (isinstance(net_arch, (list, tuple)) and all(isinstance(h, int) and h > 0 for h in net_arch)):
             raise ConfigError(f"policy_kwargs.net_arch must be a list of positive ints, got {net_arch!r}")
         return self
@@ -194,6 +202,17 @@ class Config:
     @property
     def net_arch(self) -> list[int]:
         return list(self.policy_kwargs.get("net_arch", [64, 64]))
+
+    @property
+    def layer_norm(self) -> bool:
+        return bool(self.policy_kwargs.get("layer_norm", False))
+
+    def learning_rate_at(self, env_step: int) -> float:
+        """The step size at ``env_step`` (absolute env steps, like the epsilon schedule)."""
+        if self.learning_rate_schedule == "constant":
+            return self.learning_rate
+        frac = min(1.0, env_step / max(1, self.total_timesteps))
+        return self.learning_rate + frac * (self.learning_rate_final - self.learning_rate)
 
     @classmethod
     def from_dict(cls, values: dict, base: "Config | None" = None) -> "Config":
@@ -230,6 +249,10 @@ def _normalise_keys(values: dict) -> dict:
             value = _parse_policy_kwargs(value)
         if key == "env_wrapper":
             value = _normalise_wrappers(value)
+        if key == "learning_rate" and isinstance(value, str) and value.startswith("lin_"):
+            # rl-zoo / SB3: "lin_X" = linear decay from X to 0 over the run
+            out["learning_rate_schedule"], out["learning_rate_final"] = "linear", 0.0
+            value = value[len("lin_"):]
         if key == "train_freq" and isinstance(value, (list, tuple)):
             if len(value) != 2 or value[1] != "step":
                 raise ConfigError(f"train_freq {value!r} is not supported; use an int or [n, 'step'] (env steps)")

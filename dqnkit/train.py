@@ -225,6 +225,8 @@ class Trainer:
         if not self.buffer.can_sample(cfg.batch_size):
             return
         steps = self._gradient_steps()
+        if cfg.learning_rate_schedule != "constant":
+            self.agent.set_learning_rate(cfg.learning_rate_at(self.env_step))
         if not cfg.prioritized_replay and not cfg.noisy:
             # The target net and the buffer are fixed during a round: draw every batch at once
             # and evaluate the target net on all next observations in one forward pass.
@@ -257,7 +259,7 @@ class Trainer:
             row = {"update": self.agent.updates, "env_step": self.env_step,
                    "loss": float(losses.mean()), "mean_q": float(metrics["q_sa"].mean()),
                    "td_abs_mean": float(metrics["td_abs"].mean()), "grad_norm": float(metrics["grad_norm"]),
-                   "learning_rate": self.cfg.learning_rate, "sps": round(self._sps(), 1)}
+                   "learning_rate": self.agent.optimizer.param_groups[0]["lr"], "sps": round(self._sps(), 1)}
             if not math.isfinite(row["loss"]):
                 self._diverged()
             self.logger.update(row)

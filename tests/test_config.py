@@ -106,3 +106,18 @@ def test_zoo_env_wrapper_forms_normalise(tmp_path):
         Config.from_dict({"env_wrapper": [3]})
     with pytest.raises(ConfigError, match="normalize_images must be true or false"):
         Config.from_dict({"policy_kwargs": {"normalize_images": "yes"}})
+
+
+def test_linear_learning_rate_schedule_and_zoo_lin_prefix():
+    cfg = Config.from_dict({"learning_rate": "lin_2e-3", "total_timesteps": 1000})
+    assert cfg.learning_rate == pytest.approx(2e-3) and cfg.learning_rate_schedule == "linear"
+    assert cfg.learning_rate_final == 0.0
+    assert [cfg.learning_rate_at(s) for s in (0, 250, 1000, 5000)] == pytest.approx([2e-3, 1.5e-3, 0.0, 0.0])
+    const = Config.from_dict({"learning_rate": 1e-3})
+    assert const.learning_rate_at(10**9) == 1e-3
+    with pytest.raises(ConfigError, match="learning_rate_final must be in"):
+        Config.from_dict({"learning_rate": 1e-3, "learning_rate_final": 1e-2})
+    with pytest.raises(ConfigError, match="learning_rate_schedule must be one of constant, linear"):
+        Config.from_dict({"learning_rate_schedule": "cosine"})
+    with pytest.raises(ConfigError, match="layer_norm must be true or false"):
+        Config.from_dict({"policy_kwargs": {"layer_norm": 1}})

@@ -55,3 +55,9 @@ def test_fast_path_scales_uint8_inputs_like_the_torso():
     # the scale is applied: the same bytes as floats 0..255 give other Q-values
     assert not torch.allclose(net(obs), net(obs.float()))
     assert torch.allclose(net(obs), net(obs.float() / 255), atol=1e-6)
+
+
+def test_layer_norm_torso_takes_autograd():
+    net = QNetwork((4,), 2, net_arch=[8, 8], layer_norm=True)
+    assert plain_mlp_layers(net) is None
+    assert sum(isinstance(m, torch.nn.LayerNorm) for m in net.modules()) == 2

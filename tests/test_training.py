@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from dqnkit.api import DQN
 from dqnkit.config import Config
@@ -182,3 +183,18 @@ def test_predict_non_deterministic_explores_at_current_epsilon():
     actions = model.predict(obs, deterministic=False)  # epsilon is 1.0 at env step 0: uniform actions
     assert actions.shape == (200,) and set(actions.tolist()) == {0, 1}
     assert set(model.predict(obs).tolist()) == {int(np.argmax(model.q_values(obs[0])))}
+
+
+def test_linear_learning_rate_decays_in_updates_csv_and_layer_norm_trains(tmp_path):
+    cfg = Config.from_dict({**FAST, "total_timesteps": 2000, "seed": 3, "learning_rate": "lin_1e-3", "log_interval": 50,
+                            "policy_kwargs": {"net_arch": [32, 32], "layer_norm": True}})
+    t = Trainer(cfg, tmp_path / "run", verbosity="quiet")
+    t.learn()
+    t.close()
+    rows = read(tmp_path / "run" / "updates.csv")
+    lrs = [float(r["learning_rate"]) for r in rows]
+    steps = [int(r["env_step"]) for r in rows]
+    assert lrs == sorted(lrs, reverse=True) and lrs[0] < 1e-3 and lrs[-1] < 1e-4
+    # the rate of a round is set from the env step the round starts at
+    assert all(abs(lr - 1e-3 * (1 - s / 2000)) <= 1e-3 * 4 / 2000 + 1e-12 for lr, s in zip(lrs, steps))
+    assert any(isinstance(m, torch.nn.LayerNorm) for m in t.agent.online.modules())

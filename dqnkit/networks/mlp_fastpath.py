@@ -22,7 +22,7 @@ def plain_mlp_layers(net: nn.Module) -> list[nn.Linear] | None:
 
     if not isinstance(net, QNetwork) or net.dueling or net.noisy or net.distributional:
         return None
-    if not isinstance(net.torso, MLPTorso) or len(net.advantage) != 1:
+    if not isinstance(net.torso, MLPTorso) or net.torso.layer_norm or len(net.advantage) != 1:
         return None
     layers = [m for m in net.torso.net if isinstance(m, nn.Linear)] + [net.advantage[0]]
     return layers if all(isinstance(m, nn.Linear) for m in layers) else None

@@ -25,7 +25,7 @@ class QNetwork(nn.Module):
     def __init__(self, obs_shape: Sequence[int], n_actions: int, *, net_arch: Sequence[int] = (64, 64),
                  torso: str = "mlp", dueling: bool = False, noisy: bool = False, noisy_sigma0: float = 0.5,
                  distributional: bool = False, n_atoms: int = 51, v_min: float = -10.0, v_max: float = 10.0,
-                 input_scale: float = 1.0):
+                 input_scale: float = 1.0, layer_norm: bool = False):
         super().__init__()
         self.n_actions = n_actions
         self.dueling, self.noisy, self.distributional = dueling, noisy, distributional
@@ -37,7 +37,7 @@ class QNetwork(nn.Module):
             in_dim = 1
             for d in obs_shape:
                 in_dim *= int(d)
-            self.torso = MLPTorso(in_dim, net_arch, input_scale=input_scale)
+            self.torso = MLPTorso(in_dim, net_arch, input_scale=input_scale, layer_norm=layer_norm)
             stream_hidden = []
         feat = self.torso.out_dim
 

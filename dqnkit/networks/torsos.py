@@ -13,21 +13,27 @@ from torch import nn
 
 
 class MLPTorso(nn.Module):
-    """Flatten, then ``Linear -> ReLU`` per hidden width.
+    """Flatten, then ``Linear -> [LayerNorm] -> ReLU`` per hidden width.
 
     ``input_scale`` multiplies non-float (uint8) inputs after the cast to float32: 1/255 for
     observations from a uint8 space with bounds [0, 255] (Stable-Baselines3's ``normalize_images``),
-    1 otherwise. It is a buffer, so it travels with the weights in a checkpoint.
+    1 otherwise. It is a buffer, so it travels with the weights in a checkpoint. ``layer_norm`` puts a
+    LayerNorm after every hidden Linear, as PQN does (Gallici et al. 2024, "Simplifying Deep Temporal
+    Difference Learning"): it bounds the scale of the features, which steadies late training.
     """
 
-    def __init__(self, in_dim: int, hidden: Sequence[int], *, input_scale: float = 1.0):
+    def __init__(self, in_dim: int, hidden: Sequence[int], *, input_scale: float = 1.0, layer_norm: bool = False):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten(1)]
         for width in hidden:
-            layers += [nn.Linear(in_dim, width), nn.ReLU()]
+            layers.append(nn.Linear(in_dim, width))
+            if layer_norm:
+                layers.append(nn.LayerNorm(width))
+            layers.append(nn.ReLU())
             in_dim = width
         self.net = nn.Sequential(*layers)
         self.out_dim = in_dim
+        self.layer_norm = bool(layer_norm)
         self.register_buffer("input_scale", torch.tensor(float(input_scale)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
