@@ -3,13 +3,13 @@
 Each case is one env and one hyperparameter set written once, in rl-baselines3-zoo's format (SB3's DQN
 keyword names plus ``n_timesteps``, ``env_wrapper``, ``policy_kwargs`` as the zoo spells them).
 ``translate(case)`` turns it into both libraries' arguments: dqnkit's config (through
-``dqnkit.config.Config.from_dict``, which reads zoo entries) and SB3's ``DQN(...)`` keywords plus its
-``learn()`` budget. tests/test_parity_harness.py checks that the two sides agree on every shared
+``dqnkit.presets.zoo.config_from_zoo``, which reads zoo entries as ``dqnkit train --config`` does) and SB3's ``DQN(...)`` keywords plus its
+``learn()`` budget. tests/benchmarks/test_parity_harness.py checks that the two sides agree on every shared
 hyperparameter, read back from a built SB3 model and a built dqnkit config.
 
 Per case and seed both libraries train in fresh subprocesses (one torch thread each), dqnkit and SB3
 alternating, the one that goes first flipping from seed to seed. Both are evaluated by one function,
-``dqnkit.evaluate.run_episodes``: greedy (argmax Q) episodes on a separate env with reset seeds
+``dqnkit.envs.rollout.run_episodes``: greedy (argmax Q) episodes on a separate env with reset seeds
 10_000, 10_001, ..., at the same env-step points (every ``n_timesteps / 10``) and once more at the end.
 
 - dqnkit trains in chunks, ``model.learn(every)``, which continues exactly (its schedules run on absolute
@@ -21,7 +21,7 @@ alternating, the one that goes first flipping from seed to seed. Both are evalua
   steps past the budget; dqnkit stops at it.
 
 Per case the report gives, for each library, the greedy return at every point and at the end with the mean,
-the IQM and a 95% percentile-bootstrap CI of the mean over seeds (``dqnkit.stats``), and two verdicts:
+the IQM and a 95% percentile-bootstrap CI of the mean over seeds (``dqnkit.analysis.stats``), and two verdicts:
 ``final`` (last evaluation) and ``curve`` (mean over all points, the area under the learning curve):
 "worse" when dqnkit's CI lies wholly below SB3's, "better" when wholly above, "same" when they overlap.
 
@@ -108,21 +108,21 @@ _NOT_SB3 = {"n_timesteps", "env_wrapper", "env_kwargs", "policy", "eval_freq", "
 def translate(case: dict, smoke: bool = False, dqnkit_overrides: dict | None = None) -> tuple[dict, dict, int]:
     """``(dqnkit config dict, SB3 DQN keywords, env-step budget)`` for one case, from its one zoo entry.
 
-    dqnkit reads the zoo entry as it reads any rl-zoo file (``Config.from_dict``), with evaluation,
+    dqnkit reads the zoo entry as it reads any rl-zoo file (``config_from_zoo``), with evaluation,
     checkpoints and TensorBoard off; SB3 gets the same keys minus those that are not DQN arguments, its
     ``policy_kwargs`` parsed from the zoo's ``"dict(...)"`` string, and ``seed``/``device`` from the caller.
     """
-    from dqnkit.config import Config, _parse_policy_kwargs
+    from dqnkit.presets.zoo import config_from_zoo, parse_policy_kwargs
 
     hyper = dict(case["hyper"])
     if smoke:
         hyper.update(n_timesteps=SMOKE_STEPS, learning_starts=min(int(hyper.get("learning_starts", 0)), 200))
     steps = int(hyper["n_timesteps"])
-    dq = Config.from_dict({**hyper, "env_id": case["env_id"], "eval_freq": 0, "checkpoint_freq": 0,
+    dq = config_from_zoo({**hyper, "env_id": case["env_id"], "eval_freq": 0, "checkpoint_freq": 0,
                            "tensorboard": False, "torch_threads": 1, **(dqnkit_overrides or {})}).to_dict()
     sb3 = {k: v for k, v in hyper.items() if k not in _NOT_SB3}
     if isinstance(sb3.get("policy_kwargs"), str):
-        sb3["policy_kwargs"] = _parse_policy_kwargs(sb3["policy_kwargs"])
+        sb3["policy_kwargs"] = parse_policy_kwargs(sb3["policy_kwargs"])
     for key in ("buffer_size", "learning_starts", "batch_size", "train_freq", "gradient_steps",
                 "target_update_interval"):
         if key in sb3:
@@ -155,7 +155,7 @@ class Evaluator:
         self.t0 = time.perf_counter()
 
     def __call__(self, env_step: int, policy: Callable) -> None:
-        from dqnkit.evaluate import run_episodes
+        from dqnkit.envs.rollout import run_episodes
 
         t = time.perf_counter()
         res = run_episodes(policy, self.make_env, self.episodes, seed=EVAL_SEED)
@@ -171,7 +171,7 @@ def worker_dqnkit(case: dict, seed: int, smoke: bool, overrides: dict) -> tuple[
     env_id = cfg.pop("env_id")
     model = DQN(env_id, **cfg)
     model.trainer.evaluate_and_log = lambda: None  # evaluation happens here, by the shared function
-    ev = Evaluator(model.trainer.make_eval_env, case["episodes"])
+    ev = Evaluator(model.make_eval_env, case["episodes"])
     policy = lambda obs: model.q_values(obs).argmax(axis=1)  # noqa: E731
     every = max(1, steps // POINTS)
     while model.num_timesteps < steps:
@@ -214,23 +214,23 @@ def worker(args: argparse.Namespace) -> None:
     else:
         ev, extra = worker_sb3(case, args.seed, args.smoke)
     wall = time.perf_counter() - ev.t0
-    print(json.dumps({"case": args.case, "library": args.worker, "label": _label(args.worker, args.dqnkit_set),
+    print(json.dumps({"case": args.case, "library": args.worker, "label": label(args.worker, args.dqnkit_set),
                       "seed": args.seed, **extra, "train_s": round(wall - ev.eval_s, 2), "eval_s": round(ev.eval_s, 2),
                       "final": ev.evals[-1]["mean_return"], "evals": ev.evals}))
 
 
 def _overrides(pairs: list[str] | None) -> dict:
-    from dqnkit.config import parse_overrides
+    from dqnkit.presets.zoo import parse_overrides
     return parse_overrides(pairs or [])
 
 
-def _label(library: str, pairs: list[str] | None) -> str:
+def label(library: str, pairs: list[str] | None) -> str:
     return library if library == "sb3" or not pairs else f"dqnkit[{','.join(sorted(pairs))}]"
 
 
 # ------------------------------------------------------------------ statistics and report
 def summarize(values: list[float]) -> dict:
-    from dqnkit.stats import bootstrap_ci, iqm
+    from dqnkit.analysis.stats import bootstrap_ci, iqm
 
     lo, hi = bootstrap_ci(values)
     return {"n": len(values), "mean": sum(values) / len(values), "iqm": iqm(values), "ci": [lo, hi],

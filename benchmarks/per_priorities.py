@@ -30,7 +30,7 @@ CLIPS = {"none": None, "1.0": 1.0}
 
 def worker(args: argparse.Namespace) -> None:
     from dqnkit import DQN
-    from dqnkit.runs_io import load_run
+    from dqnkit.analysis.runs import load_run
     clip = CLIPS[args.worker]
     run_dir = C.RUNS_DIR / "per_priorities" / f"clip-{args.worker}-s{args.seed}"
     if run_dir.exists():

@@ -85,7 +85,7 @@ def run_dir_for(env: str, variant: str, seed: int, smoke: bool) -> Path:
 
 def eval_curve(run_dir: Path) -> list[tuple[int, float]]:
     """``(env_step, mean_return)`` of each periodic greedy evaluation in the run's eval.csv."""
-    from dqnkit.runs_io import load_run
+    from dqnkit.analysis.runs import load_run
     run = load_run(run_dir, require_episodes=False)
     steps, returns = run.column("eval", "env_step"), run.column("eval", "mean_return")
     if steps is None or returns is None:

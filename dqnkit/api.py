@@ -17,12 +17,14 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
-from dqnkit.checkpoint import check_compatible, find_checkpoint, load_checkpoint, save_checkpoint
-from dqnkit.config import Config
-from dqnkit.errors import CheckpointError, ConfigError
-from dqnkit.explore import epsilon_greedy
+from dqnkit.errors import CheckpointError, ConfigError, DqnkitError
+from dqnkit.learner.explore import epsilon_greedy
 from dqnkit.presets import load_preset
-from dqnkit.train import Trainer
+from dqnkit.presets.zoo import config_from_zoo
+from dqnkit.training.checkpoint import find_checkpoint, read_state
+from dqnkit.training.trainer import Trainer
+
+PREDICT_SEED_OFFSET = 4  # predict(deterministic=False) draws from its own generator, seeded seed + 4
 
 
 class DQN:
@@ -37,8 +39,9 @@ class DQN:
         else:
             raise ConfigError(f"env must be a Gymnasium id or a zero-argument callable returning an env, "
                               f"got {type(env).__name__}")
-        self.config = Config.from_dict(config)
+        self.config = config_from_zoo(config)
         self.trainer = Trainer(self.config, run_dir, env=env, verbosity="plain" if verbose else "quiet")
+        self._predict_rng = np.random.default_rng(self.config.seed + PREDICT_SEED_OFFSET)
 
     @classmethod
     def from_preset(cls, name: str, *, run_dir: str | Path | None = None, **overrides: Any) -> "DQN":
@@ -59,52 +62,59 @@ class DQN:
         return self.trainer.env_step
 
     # --- using the policy ----------------------------------------------------------------
-    def _batch(self, obs: Any) -> tuple[np.ndarray, bool]:
-        """(batch of network inputs, whether ``obs`` was a single observation)."""
-        arr = np.asarray(obs)
-        raw_space = self.trainer.envs.envs[0].unwrapped.observation_space
-        if isinstance(raw_space, gym.spaces.Discrete) and arr.dtype.kind in "iu":
-            # raw Discrete states (ints): one-hot encode like the training wrapper does
-            states = np.atleast_1d(arr).astype(np.int64) - int(raw_space.start)
-            one_hot = np.zeros((states.size, int(raw_space.n)), dtype=np.float32)
-            one_hot[np.arange(states.size), states] = 1.0
-            return one_hot, arr.ndim == 0
-        if arr.shape == tuple(self.trainer.obs_shape):
-            return arr[None], True
-        return arr, False
-
     def q_values(self, obs: Any) -> np.ndarray:
-        """Q-values of one observation (shape (|A|,)) or of a batch (shape (B, |A|)); C51 gives expectations."""
-        batch, single = self._batch(obs)
-        q = self.trainer.agent.q_values(batch.astype(self.trainer.obs_dtype, copy=False))
+        """Q-values of one observation (shape (|A|,)) or of a batch (shape (B, |A|)); C51 gives expectations.
+        Raw states of a Discrete observation space are one-hot encoded as in training."""
+        envs = self.trainer.envs
+        batch, single = envs.encode(obs)
+        q = self.trainer.agent.q_values(batch.astype(envs.obs_dtype, copy=False))
         return q[0] if single else q
 
     def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray | int:
         """Greedy action (or epsilon-greedy at the current epsilon when not deterministic)."""
-        q = self.q_values(obs)
-        greedy = np.argmax(q, axis=-1)
+        greedy = np.argmax(self.q_values(obs), axis=-1)
         if deterministic:
             return int(greedy) if np.ndim(greedy) == 0 else greedy
-        flat = epsilon_greedy(np.atleast_1d(greedy), self.trainer.epsilon(), self.trainer.n_actions, self.trainer.rng)
+        flat = epsilon_greedy(np.atleast_1d(greedy), self.trainer.epsilon(), self.trainer.envs.n_actions,
+                              self._predict_rng)
         return int(flat[0]) if np.ndim(greedy) == 0 else flat
+
+    def q_table(self) -> np.ndarray:
+        """Q-values of every state, ``(n_states, n_actions)``, for an env with a Discrete observation space."""
+        raw = self.trainer.envs.raw_observation_space
+        if not isinstance(raw, gym.spaces.Discrete):
+            raise DqnkitError(f"{self.config.env_id} has {type(raw).__name__} observations, not a small set of "
+                              "discrete states; a Q-table exists only for Discrete observation spaces (grid worlds: "
+                              "GridWorld-v0, FrozenLake, Taxi)")
+        return self.q_values(np.arange(int(raw.n)) + int(raw.start))
 
     def evaluate(self, episodes: int = 10, seed: int | None = None) -> dict:
         """Greedy episodes on a fresh env: mean_return, std_return, episodes, returns, lengths."""
         return self.trainer.evaluate(episodes, seed)
 
+    def make_eval_env(self, render_mode: str | None = None) -> gym.Env:
+        """An env as evaluation sees it (Atari: unclipped rewards, lives not terminal)."""
+        return self.trainer.envs.make_eval_env(render_mode=render_mode)
+
+    def record(self, out_dir: str | Path, *, episodes: int = 1, epsilon: float = 0.0, seed: int = 0,
+               gif: bool = True) -> list[Path]:
+        """MP4 files (and a GIF of the first episode) of ``episodes`` (epsilon-)greedy episodes; needs the video extra."""
+        from dqnkit.training.video import record_episodes
+        return record_episodes(self.q_values, self.make_eval_env, Path(out_dir), episodes=episodes, epsilon=epsilon,
+                               seed=seed, gif=gif)
+
     # --- persistence ---------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the model (networks, optimizer, config, counters) as safetensors + JSON into folder ``path``."""
-        return save_checkpoint(Path(path), self.trainer.agent.tensors(), self.trainer.state())
+        return self.trainer.save_model(Path(path))
 
     @classmethod
     def load(cls, path: str | Path, env: str | Callable[[], gym.Env] | None = None, which: str = "latest",
              **overrides: Any) -> "DQN":
         """Load a saved model, a checkpoint folder, or a run folder (its latest or best checkpoint)."""
         ckpt = find_checkpoint(path, which)
-        tensors, state, _ = load_checkpoint(ckpt, with_replay=False)
         try:
-            values = dict(state["config"])
+            values = dict(read_state(ckpt)["config"])
         except (KeyError, TypeError):
             raise CheckpointError(f"checkpoint {ckpt} has no config in its state.json; it was not written by dqnkit") from None
         values.update(overrides)
@@ -114,10 +124,7 @@ class DQN:
             env = values["env_id"]
         values.pop("env_id", None)
         model = cls(env, **values)
-        check_compatible(state, model.trainer.signature, ckpt, model.config.env_id)
-        model.trainer.agent.load(tensors, state["agent"])
-        model.trainer.env_step = int(state["counters"]["env_step"])
-        model.trainer.episodes = int(state["counters"]["episodes"])
+        model.trainer.restore(ckpt, replay=False, env_id=model.config.env_id)
         return model
 
     def close(self) -> None:

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from dqnkit.errors import CheckpointError, DqnkitError
 
 
@@ -29,8 +31,8 @@ def default_run_dir(env_id: str, seed: int, root: str = "runs") -> Path:
 
 
 def build_config(args):
-    from dqnkit.config import Config, parse_overrides, read_config_file
     from dqnkit.presets import load_preset
+    from dqnkit.presets.zoo import config_from_zoo, parse_overrides, read_config_file
 
     values: dict = {}
     if args.preset:
@@ -62,11 +64,11 @@ def build_config(args):
             values[key] = getattr(args, attr)
     if args.save_replay:
         values["save_replay"] = True
-    return Config.from_dict(values)
+    return config_from_zoo(values)
 
 
 def cmd_train(args) -> int:
-    from dqnkit.train import Trainer
+    from dqnkit.training.trainer import Trainer
 
     cfg = build_config(args)
     run_dir = Path(args.out) if args.out else default_run_dir(cfg.env_id, cfg.seed)
@@ -103,13 +105,12 @@ def _write_report(run_dir: Path, quiet: bool) -> None:
 
 
 def build_report(run_dir: Path) -> Path:
-    from dqnkit.report import write_report
+    from dqnkit.analysis.report import write_report
 
     policy = None
     if not (run_dir / "tabular.json").is_file():
         try:
-            from dqnkit.policy_cli import q_table_of_run
-            from dqnkit.policy_view import policy_report
+            from dqnkit.analysis.policy import policy_report
             q_table, env = q_table_of_run(run_dir)
             policy = policy_report(q_table, env, run_dir / "plots")
         except DqnkitError:
@@ -118,9 +119,9 @@ def build_report(run_dir: Path) -> Path:
 
 
 def cmd_resume(args) -> int:
-    from dqnkit.checkpoint import find_checkpoint
+    from dqnkit.training.checkpoint import find_checkpoint
     from dqnkit.config import Config
-    from dqnkit.train import Trainer
+    from dqnkit.training.trainer import Trainer
     import yaml
 
     run_dir = Path(args.run)
@@ -200,7 +201,7 @@ def cmd_tabular(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from dqnkit.plots import plot_runs
+    from dqnkit.analysis.plots import plot_runs
 
     out = Path(args.out) if args.out else Path(args.runs[0]) / "plots"
     paths = plot_runs([Path(r) for r in args.runs], out)
@@ -212,7 +213,7 @@ def cmd_plot(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from dqnkit.plots import compare_runs
+    from dqnkit.analysis.plots import compare_runs
 
     out = Path(args.out) if args.out else Path("comparison")
     result = compare_runs([Path(r) for r in args.runs], group_by=args.group_by, out_dir=out)
@@ -228,16 +229,47 @@ def cmd_report(args) -> int:
     return 0
 
 
-def cmd_policy(args) -> int:
-    from dqnkit.policy_cli import show_policy
+def q_table_of_run(run: Path) -> tuple[np.ndarray, object]:
+    """(Q-table (n_states, n_actions), env) for a tabular run or a DQN run on a Discrete-observation env."""
+    from dqnkit.analysis.grid_layout import load_qtable, make_tabular_env
 
-    return show_policy(Path(args.run), Path(args.out) if args.out else None)
+    if (run / "tabular.json").is_file():
+        return load_qtable(run), make_tabular_env(run)
+    from dqnkit.api import DQN
+
+    model = DQN.load(run)
+    try:
+        return model.q_table(), model.make_eval_env()
+    finally:
+        model.close()
+
+
+def cmd_policy(args) -> int:
+    """The greedy policy of a grid-world agent, tabular or DQN: arrows over a Q-value heatmap (policy.png),
+    the Q-values of key states with the best action marked, and the greedy path from the start."""
+    from dqnkit.analysis.policy import policy_report
+
+    run = Path(args.run)
+    q_table, env = q_table_of_run(run)
+    png, markdown = policy_report(q_table, env, Path(args.out) if args.out else run / "plots")
+    print(markdown)
+    print(f"policy plot: {png}")
+    return 0
 
 
 def cmd_record(args) -> int:
-    from dqnkit.record import record_run
+    from dqnkit.api import DQN
+    from dqnkit.training.video import require_video
 
-    for p in record_run(Path(args.run), episodes=args.episodes, epsilon=args.epsilon, out_dir=args.out):
+    require_video()
+    run = Path(args.run)
+    model = DQN.load(run)
+    try:
+        paths = model.record(Path(args.out) if args.out else run / "videos", episodes=args.episodes,
+                             epsilon=args.epsilon)
+    finally:
+        model.close()
+    for p in paths:
         print(p)
     return 0
 
@@ -295,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?")
     p.set_defaults(func=cmd_presets)
 
-    p = sub.add_parser("tabular", help="Q-table learning on a small discrete env (seeds 001, 003)")
+    p = sub.add_parser("tabular", help="tabular Q-learning (a Q-table) on a small discrete env, the baseline of the DQN tutorials")
     p.add_argument("--env", default="GridWorld-v0")
     p.add_argument("--env-kwarg", action="append", metavar="KEY=VALUE", help="e.g. is_slippery=false")
     p.add_argument("--episodes", type=int, default=500)

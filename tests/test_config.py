@@ -1,7 +1,8 @@
 import pytest
 import yaml
 
-from dqnkit.config import Config, parse_overrides, read_config_file
+from dqnkit.config import Config
+from dqnkit.presets.zoo import config_from_zoo, parse_overrides, read_config_file
 from dqnkit.errors import ConfigError
 from dqnkit.presets import list_presets, load_preset
 
@@ -31,7 +32,7 @@ CartPole-v1:
 def test_zoo_entry_loads_unchanged(tmp_path):
     path = tmp_path / "dqn.yml"
     path.write_text(ZOO)
-    cfg = Config.from_dict(read_config_file(path, "CartPole-v1"))
+    cfg = config_from_zoo(read_config_file(path, "CartPole-v1"))
     assert cfg.env_id == "CartPole-v1"
     assert cfg.total_timesteps == 50_000 and isinstance(cfg.total_timesteps, int)
     assert cfg.net_arch == [256, 256]
@@ -62,20 +63,20 @@ def test_zoo_file_with_several_envs_needs_env(tmp_path):
 ])
 def test_validation_messages(values, message):
     with pytest.raises(ConfigError, match=message):
-        Config.from_dict(values)
+        config_from_zoo(values)
 
 
 def test_overrides_parse_yaml_values():
     out = parse_overrides(["learning_rate=1e-3", "double_q=true", "policy_kwargs.net_arch=[32,32]", "max_grad_norm=null"])
     assert out == {"learning_rate": 1e-3, "double_q": True, "policy_kwargs": {"net_arch": [32, 32]},
                    "max_grad_norm": None}
-    cfg = Config.from_dict(out)
+    cfg = config_from_zoo(out)
     assert cfg.double_q is True and cfg.net_arch == [32, 32] and cfg.max_grad_norm is None
 
 
 def test_config_yaml_round_trip():
-    cfg = Config.from_dict({"env_id": "Acrobot-v1", "dueling": True, "n_step": 3})
-    again = Config.from_dict(yaml.safe_load(cfg.to_yaml()))
+    cfg = config_from_zoo({"env_id": "Acrobot-v1", "dueling": True, "n_step": 3})
+    again = config_from_zoo(yaml.safe_load(cfg.to_yaml()))
     assert again == cfg
 
 
@@ -85,7 +86,7 @@ def test_every_preset_is_a_valid_config():
         assert required in names
     for name in names:
         values = load_preset(name)
-        Config.from_dict(values)
+        config_from_zoo(values)
 
 
 def test_every_field_has_a_doc():
@@ -94,30 +95,30 @@ def test_every_field_has_a_doc():
 
 
 def test_zoo_env_wrapper_forms_normalise(tmp_path):
-    assert Config.from_dict({"env_wrapper": "minigrid.wrappers.ImgObsWrapper"}).env_wrapper == [
+    assert config_from_zoo({"env_wrapper": "minigrid.wrappers.ImgObsWrapper"}).env_wrapper == [
         "minigrid.wrappers.ImgObsWrapper"]
-    listed = Config.from_dict({"env_wrapper": ["a.B", {"c.D": {"k": 1}}, {"e:F": None}]}).env_wrapper
+    listed = config_from_zoo({"env_wrapper": ["a.B", {"c.D": {"k": 1}}, {"e:F": None}]}).env_wrapper
     assert listed == ["a.B", {"c.D": {"k": 1}}, {"e:F": {}}]
     # the zoo's AtariWrapper is dqnkit's own Atari preprocessing: dropped, not applied twice
     path = tmp_path / "dqn.yml"
     path.write_text(ZOO)
-    assert Config.from_dict(read_config_file(path, "atari")).env_wrapper == []
+    assert config_from_zoo(read_config_file(path, "atari")).env_wrapper == []
     with pytest.raises(ConfigError, match="env_wrapper entry 3 must be an import path"):
-        Config.from_dict({"env_wrapper": [3]})
+        config_from_zoo({"env_wrapper": [3]})
     with pytest.raises(ConfigError, match="normalize_images must be true or false"):
-        Config.from_dict({"policy_kwargs": {"normalize_images": "yes"}})
+        config_from_zoo({"policy_kwargs": {"normalize_images": "yes"}})
 
 
 def test_linear_learning_rate_schedule_and_zoo_lin_prefix():
-    cfg = Config.from_dict({"learning_rate": "lin_2e-3", "total_timesteps": 1000})
+    cfg = config_from_zoo({"learning_rate": "lin_2e-3", "total_timesteps": 1000})
     assert cfg.learning_rate == pytest.approx(2e-3) and cfg.learning_rate_schedule == "linear"
     assert cfg.learning_rate_final == 0.0
     assert [cfg.learning_rate_at(s) for s in (0, 250, 1000, 5000)] == pytest.approx([2e-3, 1.5e-3, 0.0, 0.0])
-    const = Config.from_dict({"learning_rate": 1e-3})
+    const = config_from_zoo({"learning_rate": 1e-3})
     assert const.learning_rate_at(10**9) == 1e-3
     with pytest.raises(ConfigError, match="learning_rate_final must be in"):
-        Config.from_dict({"learning_rate": 1e-3, "learning_rate_final": 1e-2})
+        config_from_zoo({"learning_rate": 1e-3, "learning_rate_final": 1e-2})
     with pytest.raises(ConfigError, match="learning_rate_schedule must be one of constant, linear"):
-        Config.from_dict({"learning_rate_schedule": "cosine"})
+        config_from_zoo({"learning_rate_schedule": "cosine"})
     with pytest.raises(ConfigError, match="layer_norm must be true or false"):
-        Config.from_dict({"policy_kwargs": {"layer_norm": 1}})
+        config_from_zoo({"policy_kwargs": {"layer_norm": 1}})

@@ -88,7 +88,7 @@ def register_ale() -> None:
     try:
         import ale_py  # noqa: PLC0415
     except ImportError as exc:
-        raise EnvError(f"Atari envs need ale-py, which is not installed; {_INSTALL}.") from exc
+        raise EnvError(f"Atari envs (ALE/...) need ale-py, which is not installed; {_INSTALL}.") from exc
     gym.register_envs(ale_py)
 
 
@@ -293,8 +293,7 @@ _RESERVED_KWARGS = {
 }
 
 
-def make_atari_env(env_id: str, cfg, *, render_mode: str | None = None, evaluation: bool = False,
-                   seed: int | None = None) -> gym.Env:
+def make_atari_env(env_id: str, cfg, *, render_mode: str | None = None, evaluation: bool = False) -> gym.Env:
     """An ALE game with dqnkit's preprocessing (module docstring), observations ``(frame_stack, S, S)`` uint8.
 
     Args:
@@ -304,7 +303,6 @@ def make_atari_env(env_id: str, cfg, *, render_mode: str | None = None, evaluati
             ``fire_reset``, ``sticky_action_prob``, ``max_episode_frames``.
         render_mode: passed to ``gym.make`` (``"rgb_array"`` for videos).
         evaluation: no reward clipping and no life-loss signal (returns and episodes as reported).
-        seed: seeds the action space (random actions); the game itself is seeded by ``reset(seed=...)``.
     """
     register_ale()
     extra = dict(cfg.env_kwargs or {})
@@ -328,7 +326,4 @@ def make_atari_env(env_id: str, cfg, *, render_mode: str | None = None, evaluati
         env = FireReset(env)
     env = LifeLossSignal(env, enabled=cfg.terminal_on_life_loss and not evaluation)
     env = ClipReward(env, enabled=cfg.clip_rewards and not evaluation)
-    env = gym.wrappers.FrameStackObservation(env, int(cfg.frame_stack), padding_type="zero")
-    if seed is not None:
-        env.action_space.seed(int(seed))
-    return env
+    return gym.wrappers.FrameStackObservation(env, int(cfg.frame_stack), padding_type="zero")

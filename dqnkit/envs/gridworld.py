@@ -1,6 +1,6 @@
-"""``GridWorld-v0``: the seeds' 5x5 grid world, as a Gymnasium environment.
+"""``GridWorld-v0``: the 5x5 grid world of the DQN tutorials, as a Gymnasium environment.
 
-The grid world of the tabular Q-learning and DQN tutorials (seed 003): the agent
+The grid world of the "Deep Q-Networks (DQN)" tutorial notebook: the agent
 starts in the top-left corner, the goal is the bottom-right corner, and one
 obstacle sits in the way. Every move costs -1; reaching the goal pays +10 and
 ends the episode; stepping into an obstacle pays -10 and ends the episode.
@@ -30,7 +30,7 @@ Like Gymnasium's toy-text environments, the env exposes its model ``P``
 (``P[s][a]`` is a list of ``(prob, next_state, reward, terminated)``) and its
 current state ``s``.
 
-Deviation from the seed: the seed's notebook gives the agent a ``(row, col)``
+Deviation from the notebook: it gives the agent a ``(row, col)``
 vector; here the observation is the state index (see above).
 """
 from __future__ import annotations
@@ -61,7 +61,7 @@ _COLOURS = {
 
 
 class GridWorldEnv(gym.Env[int, int]):
-    """The seeds' grid world: reach the goal, avoid the obstacles, pay -1 per move.
+    """The tutorial's grid world: reach the goal, avoid the obstacles, pay -1 per move.
 
     Args:
         render_mode: ``None``, ``"rgb_array"`` (an (H, W, 3) uint8 image) or ``"ansi"`` (text).
@@ -128,7 +128,7 @@ class GridWorldEnv(gym.Env[int, int]):
         n_states = self.grid_shape[0] * self.grid_shape[1]
         self.observation_space = spaces.Discrete(n_states)
         self.action_space = spaces.Discrete(4)
-        # The seed inspects these states by name when it prints Q-values.
+        # The tutorial notebook inspects these states by name when it prints Q-values.
         self.key_states: dict[str, Pos] = {
             "start": self.start,
             "goal": self.goal,

@@ -9,11 +9,12 @@ actions. Envs whose dynamics draw from another RNG than ``np_random`` are not co
 """
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from dqnkit.runfolder import generator_state, set_generator_state
 
 
 class EpisodeRecorder(gym.Wrapper):
@@ -26,7 +27,7 @@ class EpisodeRecorder(gym.Wrapper):
         if seed is not None:
             self.episode_start = {"seed": int(seed)}
         else:
-            self.episode_start = {"rng": copy.deepcopy(self.unwrapped.np_random.bit_generator.state)}
+            self.episode_start = {"rng": generator_state(self.unwrapped.np_random)}
         if options:
             self.episode_start["options"] = options
         self.episode_actions = []
@@ -47,19 +48,8 @@ class EpisodeRecorder(gym.Wrapper):
             obs, _ = self.reset(seed=start["seed"], options=options)
         else:
             self.env.reset(seed=0)  # creates np_random if needed; its state is overwritten next
-            self.unwrapped.np_random.bit_generator.state = start["rng"]
+            set_generator_state(self.unwrapped.np_random, start["rng"])
             obs, _ = self.reset(options=options)
         for action in snapshot["actions"]:
             obs, *_ = self.step(action)
         return obs
-
-
-def vector_snapshot(envs: gym.vector.SyncVectorEnv) -> list[dict[str, Any]]:
-    return [env.snapshot() for env in envs.envs]
-
-
-def vector_restore(envs: gym.vector.SyncVectorEnv, snapshots: list[dict[str, Any]]) -> np.ndarray:
-    """Restore every sub-env; returns the stacked current observations."""
-    if len(snapshots) != len(envs.envs):
-        raise ValueError(f"snapshot holds {len(snapshots)} envs, the vector env has {len(envs.envs)}")
-    return np.stack([env.restore(snap) for env, snap in zip(envs.envs, snapshots)])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from dqnkit.config import select_zoo_entry
+from dqnkit.presets.zoo import select_zoo_entry
 from dqnkit.errors import ConfigError
 
 PRESET_DIR = Path(__file__).parent

@@ -171,15 +171,6 @@ class ReplayBuffer:
         index, is_weight = self.sampler.sample(int(batch_size), first_valid, num_valid, beta)
         return self._gather(index, is_weight)
 
-    def gather(self, index: np.ndarray) -> Batch:
-        """The batch for given flat slot ids (``is_weight`` = ones); raises if any slot is not valid."""
-        index = np.asarray(index, dtype=np.int64).reshape(-1)
-        first_valid, num_valid = self.storage.valid_range(self.n_step)
-        offset = (index - first_valid) % self.storage.num_slots
-        if ((index < 0) | (index >= self.storage.num_slots) | (offset >= num_valid)).any():
-            raise IndexError("gather() got slots that are not valid (unwritten or among the newest n_step rows)")
-        return self._gather(index, np.ones(index.shape[0], dtype=np.float32))
-
     def _gather(self, index: np.ndarray, is_weight: np.ndarray) -> Batch:
         st = self.storage
         win = nstep_window(

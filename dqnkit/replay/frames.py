@@ -47,7 +47,7 @@ import torch
 
 from dqnkit.errors import CheckpointError
 from dqnkit.replay.side_table import SideTable
-from dqnkit.replay.storage import _RingRows
+from dqnkit.replay.storage import RingRows
 
 __all__ = ["FrameStackStorage", "owned_nbytes"]
 
@@ -79,7 +79,7 @@ class _StackedObs:
         return self._storage.stacked_obs(slots)
 
 
-class FrameStackStorage(_RingRows):
+class FrameStackStorage(RingRows):
     """Ring of ``T = ceil(capacity / num_envs)`` rows of ``num_envs`` transitions, one frame per slot.
 
     Args:
@@ -231,11 +231,6 @@ class FrameStackStorage(_RingRows):
     def num_stored_stacks(self) -> int:
         """Number of slots whose full stack is kept because the rebuild differed (0 with correct flags)."""
         return len(self._stacks)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by this storage's arrays (side tables included)."""
-        return owned_nbytes(self)
 
     # ------------------------------------------------------------------ checkpoint
     _ARRAYS = ("frames", "action", "reward", "terminated", "truncated", "episode_end")

@@ -32,19 +32,14 @@ import math
 
 import numpy as np
 
+from dqnkit.envs.spaces import stored_obs_dtype
 from dqnkit.errors import CheckpointError
 from dqnkit.replay.side_table import SideTable
 
 _INITIAL_FINAL_OBS_ENTRIES = 64
 
 
-def stored_obs_dtype(obs_dtype) -> np.dtype:
-    """float observations are stored as float32; every other dtype (uint8 pixels, ints, bool) as given."""
-    dtype = np.dtype(obs_dtype)
-    return np.dtype(np.float32) if np.issubdtype(dtype, np.floating) else dtype
-
-
-class _RingRows:
+class RingRows:
     """What :class:`RingStorage` and :class:`dqnkit.replay.frames.FrameStackStorage` share: row geometry,
     the checks of a written row, final-observation lookups and checkpoint array copies.
 
@@ -94,6 +89,10 @@ class _RingRows:
             raise KeyError(f"no final observation stored for slots {np.asarray(slots)[entries < 0].tolist()}")
         return self._final.values[entries]
 
+    def final_obs_capacity(self) -> int:
+        """Entries the final-observation side table has room for now (it grows by doubling)."""
+        return int(self._final.slot_of.shape[0])
+
     def num_final_obs(self) -> int:
         """Number of live final-observation entries (truncated transitions still stored)."""
         return len(self._final)
@@ -118,7 +117,7 @@ class _RingRows:
             raise CheckpointError(f"replay checkpoint has pos={self.pos}, rows_added={self.rows_added}: inconsistent")
 
 
-class RingStorage(_RingRows):
+class RingStorage(RingRows):
     """Preallocated ring of ``T = ceil(capacity / num_envs)`` rows of ``num_envs`` transitions."""
 
     def __init__(self, capacity: int, num_envs: int, obs_shape: tuple, obs_dtype) -> None:

@@ -18,7 +18,7 @@ Deviations from the paper's pseudo-code (and from naive per-sample trees):
   one NumPy step per level, never one Python iteration per sample.
 - Parents are recomputed as ``left + right`` rather than patched by adding the
   delta, so float64 rounding error never accumulates across updates.
-- A handful of indices (at most ``_SCALAR_MAX``: the one new transition per env step of a
+- A handful of indices (at most ``SCALAR_MAX``: the one new transition per env step of a
   single env) walk up the tree one index at a time in plain Python: NumPy's per-call overhead
   on tiny arrays costs more than the walk. Same additions, so the same bits as the batched path.
 - ``find`` never returns a zero-priority leaf (invalid or padding slot): a query that float
@@ -31,8 +31,8 @@ import math
 
 import numpy as np
 
-_DEDUP_MIN = 16  # de-duplicate a level's parents only when more nodes than this are being updated
-_SCALAR_MAX = 4  # updates of at most this many indices take the per-index path
+DEDUP_MIN = 16  # de-duplicate a level's parents only when more nodes than this are being updated
+SCALAR_MAX = 4  # updates of at most this many indices take the per-index path
 
 
 class SumTree:
@@ -55,6 +55,12 @@ class SumTree:
     def get(self, indices: np.ndarray) -> np.ndarray:
         """Leaf values at ``indices`` (float64 array, same shape)."""
         return self._tree[np.asarray(indices, dtype=np.int64) + self.capacity]
+
+    def nodes(self) -> np.ndarray:
+        """A read-only view of the whole heap (entry 0 unused, node i at i, leaf j at capacity + j)."""
+        view = self._tree.view()
+        view.flags.writeable = False
+        return view
 
     def leaves(self) -> np.ndarray:
         """A read-only view of all ``num_leaves`` leaf values."""
@@ -102,7 +108,7 @@ class SumTree:
         if idx.size == 0:
             return
         vals = np.broadcast_to(np.asarray(values, dtype=np.float64), idx.shape)
-        if idx.size <= _SCALAR_MAX:
+        if idx.size <= SCALAR_MAX:
             self._update_few(idx.tolist(), vals.tolist())
             return
         if idx.min() < 0 or idx.max() >= self.num_leaves:
@@ -117,8 +123,8 @@ class SumTree:
         for _ in range(self.depth):
             node >>= 1
             # `node` stays sorted, so de-duplicating is a neighbour comparison (no re-sort). Below
-            # _DEDUP_MIN nodes, recomputing a shared parent twice (same value, same write) is cheaper.
-            if node.shape[0] > _DEDUP_MIN:
+            # DEDUP_MIN nodes, recomputing a shared parent twice (same value, same write) is cheaper.
+            if node.shape[0] > DEDUP_MIN:
                 keep = np.empty(node.shape[0], dtype=bool)
                 keep[0] = True
                 np.not_equal(node[1:], node[:-1], out=keep[1:])

@@ -1,0 +1,69 @@
+"""Epsilon-greedy exploration schedules, all in absolute env steps (or episodes).
+
+Absolute units mean a resumed run explores exactly as the uninterrupted one would:
+unlike a schedule tied to "progress remaining", nothing depends on the budget of the
+current call to ``learn``.
+
+- linear (Mnih et al. 2015; SB3's default): decays from initial to final over
+  ``exploration_fraction * total_timesteps`` env steps, then stays at final.
+- exponential (PyTorch's DQN tutorial): ``final + (initial - final) * exp(-step / decay)``.
+- multiplicative (the tabular Q-learning tutorials): ``eps <- max(final, eps * decay)`` after each
+  finished episode.
+
+Also the two epsilon-greedy choices: :func:`epsilon_greedy` for a batch of greedy actions (DQN acting,
+videos, ``predict``) and :func:`epsilon_greedy_row` for one Q-table row with random tie-breaking (the
+tabular learner). Torch-free.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class EpsilonSchedule:
+    """Epsilon as a function of env steps and finished episodes."""
+
+    def __init__(self, kind: str, initial: float, final: float, *, decay_env_steps: float = 1000.0,
+                 episode_decay: float = 0.995, linear_env_steps: float = 1.0):
+        self.kind = kind
+        self.initial = float(initial)
+        self.final = float(final)
+        self.decay_env_steps = float(decay_env_steps)
+        self.episode_decay = float(episode_decay)
+        self.linear_env_steps = max(float(linear_env_steps), 1.0)
+
+    @classmethod
+    def from_config(cls, cfg) -> "EpsilonSchedule":
+        return cls(cfg.exploration_schedule, cfg.exploration_initial_eps, cfg.exploration_final_eps,
+                   decay_env_steps=cfg.exploration_decay_env_steps, episode_decay=cfg.exploration_episode_decay,
+                   linear_env_steps=cfg.exploration_fraction * cfg.total_timesteps)
+
+    def value(self, env_step: int, episodes: int) -> float:
+        if self.kind == "linear":
+            frac = min(1.0, env_step / self.linear_env_steps)
+            return self.initial + frac * (self.final - self.initial)
+        if self.kind == "exponential":
+            return self.final + (self.initial - self.final) * math.exp(-env_step / self.decay_env_steps)
+        if self.kind == "multiplicative":
+            return max(self.final, self.initial * self.episode_decay ** episodes)
+        raise ValueError(f"unknown exploration schedule {self.kind!r}")
+
+
+def epsilon_greedy(greedy: np.ndarray, epsilon: float, n_actions: int, rng: np.random.Generator) -> np.ndarray:
+    """Replace each greedy action by a uniform random one with probability epsilon (vectorised)."""
+    if epsilon <= 0.0:
+        return greedy
+    explore = rng.random(greedy.shape[0]) < epsilon
+    if not explore.any():
+        return greedy
+    random_actions = rng.integers(0, n_actions, size=greedy.shape[0])
+    return np.where(explore, random_actions, greedy)
+
+
+def epsilon_greedy_row(q_row: np.ndarray, epsilon: float, rng: np.random.Generator) -> int:
+    """With probability epsilon a uniform random action, else an argmax of ``q_row``, ties broken at random."""
+    if rng.random() < epsilon:
+        return int(rng.integers(q_row.shape[0]))
+    best = np.flatnonzero(q_row == q_row.max())
+    return int(best[0]) if best.size == 1 else int(best[rng.integers(best.size)])
