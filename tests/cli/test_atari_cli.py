@@ -22,7 +22,7 @@ def test_pong_smoke_run_checkpoints_and_evaluates(cli, tmp_path):
 def test_ale_env_id_gets_the_nature_preset():
     import argparse
 
-    from dqnkit.cli import build_config
+    from dqnkit.cli.training import build_config
     args = argparse.Namespace(preset=None, config=None, env="ALE/Breakout-v5", set=[], seed=None, steps=None,
                               num_envs=None, save_replay=False)
     cfg = build_config(args)

@@ -8,7 +8,7 @@ from safetensors.numpy import load_file, save_file
 from dqnkit.errors import CheckpointError
 from dqnkit.replay import ReplayBuffer
 
-from replay_helpers import batch_at, slots_sampled  # noqa: E402
+from replay_helpers import batch_at  # noqa: E402
 
 
 def make(prioritized, seed=123, **kw):

@@ -1,22 +1,16 @@
-"""``dqnkit`` command line: train | eval | resume | presets | tabular | plot | compare | policy | record | report.
-
-User errors (bad config, unknown env, bad checkpoint, ...) print one line ``error: ...`` and
-exit 2; ``--debug`` shows the traceback instead.
-"""
+"""``dqnkit train | resume | eval | presets | tabular``: the commands that train or evaluate an agent."""
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
+from dqnkit.cli.views import write_report_quietly
 from dqnkit.errors import CheckpointError, DqnkitError
 
 
-def _verbosity(args) -> str:
+def verbosity(args) -> str:
     return "quiet" if args.quiet else "auto"
 
 
@@ -75,7 +69,7 @@ def cmd_train(args) -> int:
     if (run_dir / "episodes.csv").exists():
         raise DqnkitError(f"{run_dir} already holds a run; continue it with `dqnkit resume {run_dir}` "
                           "or choose another --out")
-    trainer = Trainer(cfg, run_dir, verbosity=_verbosity(args))
+    trainer = Trainer(cfg, run_dir, verbosity=verbosity(args))
     if not args.quiet:
         print(f"training {cfg.env_id} for {cfg.total_timesteps} env steps -> {run_dir}", flush=True)
     t0 = time.perf_counter()
@@ -87,35 +81,10 @@ def cmd_train(args) -> int:
         ev = result["last_eval"]
         msg = f"; greedy eval {ev['mean_return']:.1f} +/- {ev['std_return']:.1f}" if ev else ""
         print(f"{result['status']} after {result['env_step']} env steps in {time.perf_counter() - t0:.1f} s{msg}")
-    _write_report(run_dir, args.quiet)
+    write_report_quietly(run_dir, args.quiet)
     if not args.quiet:
         print(f"run folder: {run_dir}")
     return 130 if result["status"] == "interrupted" else 0
-
-
-def _write_report(run_dir: Path, quiet: bool) -> None:
-    """Refresh run/report.html; a failure here never fails the training command."""
-    try:
-        path = build_report(run_dir)
-    except Exception as exc:  # noqa: BLE001 - the run itself is safe on disk
-        print(f"note: report.html not written ({exc}); try `dqnkit report {run_dir}`", file=sys.stderr)
-        return
-    if not quiet:
-        print(f"report: {path}")
-
-
-def build_report(run_dir: Path) -> Path:
-    from dqnkit.analysis.report import write_report
-
-    policy = None
-    if not (run_dir / "tabular.json").is_file():
-        try:
-            from dqnkit.analysis.policy import policy_report
-            q_table, env = q_table_of_run(run_dir)
-            policy = policy_report(q_table, env, run_dir / "plots")
-        except DqnkitError:
-            policy = None  # not a grid world: no policy section
-    return write_report(run_dir, policy=policy)
 
 
 def cmd_resume(args) -> int:
@@ -130,7 +99,7 @@ def cmd_resume(args) -> int:
                               "`dqnkit train` created")
     ckpt = find_checkpoint(run_dir, "latest")
     cfg = Config.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
-    trainer = Trainer(cfg, run_dir, verbosity=_verbosity(args))
+    trainer = Trainer(cfg, run_dir, verbosity=verbosity(args))
     trainer.restore(ckpt)
     target = args.steps if args.steps is not None else cfg.total_timesteps
     if not args.quiet:
@@ -143,7 +112,7 @@ def cmd_resume(args) -> int:
         ev = result["last_eval"]
         print(f"{result['status']} at env step {result['env_step']}"
               + (f"; greedy eval {ev['mean_return']:.1f}" if ev else ""))
-    _write_report(run_dir, args.quiet)
+    write_report_quietly(run_dir, args.quiet)
     return 130 if result["status"] == "interrupted" else 0
 
 
@@ -200,81 +169,7 @@ def cmd_tabular(args) -> int:
     return 0
 
 
-def cmd_plot(args) -> int:
-    from dqnkit.analysis.plots import plot_runs
-
-    out = Path(args.out) if args.out else Path(args.runs[0]) / "plots"
-    paths = plot_runs([Path(r) for r in args.runs], out)
-    for note in getattr(paths, "notes", []):
-        print(f"note: {note}", file=sys.stderr)
-    for p in paths:
-        print(p)
-    return 0
-
-
-def cmd_compare(args) -> int:
-    from dqnkit.analysis.plots import compare_runs
-
-    out = Path(args.out) if args.out else Path("comparison")
-    result = compare_runs([Path(r) for r in args.runs], group_by=args.group_by, out_dir=out)
-    table = out / "comparison.md"
-    if table.is_file():
-        print(table.read_text())
-    print(f"written to {out}")
-    return 0 if result is not None else 1
-
-
-def cmd_report(args) -> int:
-    print(build_report(Path(args.run)))
-    return 0
-
-
-def q_table_of_run(run: Path) -> tuple[np.ndarray, object]:
-    """(Q-table (n_states, n_actions), env) for a tabular run or a DQN run on a Discrete-observation env."""
-    from dqnkit.analysis.grid_layout import load_qtable, make_tabular_env
-
-    if (run / "tabular.json").is_file():
-        return load_qtable(run), make_tabular_env(run)
-    from dqnkit.api import DQN
-
-    model = DQN.load(run)
-    try:
-        return model.q_table(), model.make_eval_env()
-    finally:
-        model.close()
-
-
-def cmd_policy(args) -> int:
-    """The greedy policy of a grid-world agent, tabular or DQN: arrows over a Q-value heatmap (policy.png),
-    the Q-values of key states with the best action marked, and the greedy path from the start."""
-    from dqnkit.analysis.policy import policy_report
-
-    run = Path(args.run)
-    q_table, env = q_table_of_run(run)
-    png, markdown = policy_report(q_table, env, Path(args.out) if args.out else run / "plots")
-    print(markdown)
-    print(f"policy plot: {png}")
-    return 0
-
-
-def cmd_record(args) -> int:
-    from dqnkit.api import DQN
-    from dqnkit.training.video import require_video
-
-    require_video()
-    run = Path(args.run)
-    model = DQN.load(run)
-    try:
-        paths = model.record(Path(args.out) if args.out else run / "videos", episodes=args.episodes,
-                             epsilon=args.epsilon)
-    finally:
-        model.close()
-    for p in paths:
-        print(p)
-    return 0
-
-
-def _train_args(p: argparse.ArgumentParser) -> None:
+def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", help="preset name (see `dqnkit presets`); default CartPole-v1")
     p.add_argument("--env", help="Gymnasium env id (Discrete actions)")
     p.add_argument("--config", help="YAML config: dqnkit's config.yaml or an rl-baselines3-zoo dqn.yml")
@@ -289,7 +184,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true")
 
 
-class _ConfigHelp(argparse.Action):
+class ConfigHelp(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         from dqnkit.config import Config
         defaults = Config().to_dict()
@@ -298,14 +193,11 @@ class _ConfigHelp(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dqnkit", description="DQN-family training, evaluation and analysis.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    sub = parser.add_subparsers(dest="command")
-
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this module's subcommands to the ``dqnkit`` parser."""
     p = sub.add_parser("train", help="train an agent and write a run folder")
-    _train_args(p)
-    p.add_argument("--help-config", action=_ConfigHelp, nargs=0, help="list every config field with its doc")
+    add_train_args(p)
+    p.add_argument("--help-config", action=ConfigHelp, nargs=0, help="list every config field with its doc")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("resume", help="continue a run from its latest checkpoint")
@@ -338,54 +230,3 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_tabular)
-
-    p = sub.add_parser("plot", help="learning-curve PNGs for one or more runs")
-    p.add_argument("runs", nargs="+")
-    p.add_argument("--out")
-    p.set_defaults(func=cmd_plot)
-
-    p = sub.add_parser("compare", help="overlay runs grouped by config, with a table of final returns")
-    p.add_argument("runs", nargs="+")
-    p.add_argument("--group-by")
-    p.add_argument("--out")
-    p.set_defaults(func=cmd_compare)
-
-    p = sub.add_parser("policy", help="greedy policy arrows and key-state Q-values (grid envs)")
-    p.add_argument("run")
-    p.add_argument("--out")
-    p.set_defaults(func=cmd_policy)
-
-    p = sub.add_parser("record", help="record MP4/GIF videos of the greedy agent")
-    p.add_argument("run")
-    p.add_argument("--episodes", type=int, default=1)
-    p.add_argument("--epsilon", type=float, default=0.0)
-    p.add_argument("--out")
-    p.set_defaults(func=cmd_record)
-
-    p = sub.add_parser("report", help="write a self-contained report.html into the run folder")
-    p.add_argument("run")
-    p.set_defaults(func=cmd_report)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    if not any(a in parser._subparsers._group_actions[0].choices for a in argv if not a.startswith("-")) \
-            and not any(a in ("-h", "--help") for a in argv):
-        argv = [*[a for a in argv if a == "--debug"], "train", *[a for a in argv if a != "--debug"]]
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except DqnkitError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

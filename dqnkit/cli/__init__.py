@@ -1,0 +1,41 @@
+"""``dqnkit`` command line: train | resume | eval | presets | tabular (cli/training.py) and
+plot | compare | policy | record | report (cli/views.py).
+
+User errors (bad config, unknown env, bad checkpoint, ...) print one line ``error: ...`` and exit 2;
+``--debug`` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dqnkit.cli import training, views
+from dqnkit.errors import DqnkitError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dqnkit", description="DQN-family training, evaluation and analysis.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command")
+    training.register(sub)
+    views.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not any(a in parser._subparsers._group_actions[0].choices for a in argv if not a.startswith("-")) \
+            and not any(a in ("-h", "--help") for a in argv):
+        argv = [*[a for a in argv if a == "--debug"], "train", *[a for a in argv if a != "--debug"]]
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except DqnkitError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
