@@ -24,6 +24,8 @@ import numpy as np
 
 from dqnkit.config import Config
 from dqnkit.envs.atari import is_atari, make_atari_env
+from dqnkit.envs.classic import SUPPORTED as CLASSIC
+from dqnkit.envs.classic import make_classic_vector
 from dqnkit.envs.make import EnvFactory, ensure_registered, make_env
 from dqnkit.envs.recorder import EpisodeRecorder
 from dqnkit.envs.spaces import input_scale, obs_spec, spaces_signature
@@ -141,19 +143,33 @@ class TrainingEnvs:
     what is learned from (clipped reward, life-loss terminals) from what is reported (the game's score).
     """
 
-    def __init__(self, source: EnvSource, cfg: Config):
+    def __init__(self, source: EnvSource, cfg: Config, *, env_seeds: Sequence[int] | None = None,
+                 vectorised: bool = False):
+        """``env_seeds``: the seed of each sub-env (default ``cfg.seed + i`` for ``cfg.num_envs`` envs; a
+        population passes its members' seeds). ``vectorised``: CartPole, Acrobot and MountainCar (plain ids,
+        no env_kwargs or wrappers) step as :mod:`dqnkit.envs.classic`'s NumPy-vectorised versions, which
+        follow Gymnasium's envs bit for bit."""
         self.source, self.cfg = source, cfg
         self.atari = isinstance(source, str) and is_atari(source)
-        seed = cfg.seed
-        self.vec = same_step_vector([lambda i=i: EpisodeRecorder(self.make_one(seed + i)) for i in range(cfg.num_envs)])
-        self.num_envs = cfg.num_envs
+        self.env_seeds = [cfg.seed + i for i in range(cfg.num_envs)] if env_seeds is None else list(env_seeds)
+        self.num_envs = len(self.env_seeds)
+        self.classic = (vectorised and isinstance(source, str) and source in CLASSIC and not cfg.env_kwargs
+                        and not cfg.env_wrapper)
+        if self.classic:
+            self.vec = make_classic_vector(source, self.num_envs)
+            first = make_env(source)
+            spaces_of = first
+        else:
+            self.vec = same_step_vector([lambda s=s: EpisodeRecorder(self.make_one(s)) for s in self.env_seeds])
+            first = self.vec.envs[0]
+            spaces_of = self.vec
         self.observation_space = self.vec.single_observation_space
         self.n_actions = int(self.vec.single_action_space.n)
         self.obs_shape, self.obs_dtype = obs_spec(self.observation_space)
-        self.signature = spaces_signature(self.vec)
+        self.signature = spaces_signature(spaces_of)
         self.input_scale = input_scale(self.observation_space, cfg.policy_kwargs.get("normalize_images", True))
         # the space before one-hot encoding: the Python API encodes raw Discrete states the same way
-        self.raw_observation_space = self.vec.envs[0].unwrapped.observation_space
+        self.raw_observation_space = first.unwrapped.observation_space
 
     def make_one(self, seed: int | None = None, render_mode: str | None = None, evaluation: bool = False) -> gym.Env:
         """One env of this run: ``evaluation`` gives the unclipped rewards and no life-loss signal (Atari)."""
@@ -168,11 +184,17 @@ class TrainingEnvs:
         """A separate env for greedy evaluation (and videos): unclipped rewards, lives not terminal."""
         return self.make_one(render_mode=render_mode, evaluation=True)
 
-    def reset(self, seed: int) -> np.ndarray:
-        obs, _ = self.vec.reset(seed=seed)
+    def reset(self) -> np.ndarray:
+        """Reset every env with its seed (``env_seeds``)."""
+        if self.classic:
+            return self.vec.reset_members(np.asarray(self.env_seeds))
+        obs, _ = self.vec.reset(seed=self.env_seeds)
         return obs
 
     def step(self, actions: np.ndarray) -> VecStep:
+        if self.classic:
+            next_obs, reward, terminated, truncated, final = self.vec.step(actions)
+            return VecStep(next_obs, final, reward, terminated, truncated, terminated | truncated, reward)
         next_obs, reward, terminated, truncated, infos = self.vec.step(actions)
         ended = terminated | truncated
         final = final_observations(next_obs, infos, ended) if ended.any() else next_obs
@@ -197,12 +219,16 @@ class TrainingEnvs:
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Each env's RNG state at the start of its episode and the actions taken since (JSON)."""
+        if self.classic:
+            return self.vec.snapshot()
         return [env.snapshot() for env in self.vec.envs]
 
     def restore(self, snapshots: list[dict[str, Any]]) -> np.ndarray:
         """Re-simulate every env to its snapshot; returns the stacked current observations."""
         if len(snapshots) != self.num_envs:
             raise ValueError(f"snapshot holds {len(snapshots)} envs, the vector env has {self.num_envs}")
+        if self.classic:
+            return self.vec.restore(snapshots)
         return np.stack([env.restore(snap) for env, snap in zip(self.vec.envs, snapshots)])
 
     def close(self) -> None:
