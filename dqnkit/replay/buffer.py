@@ -172,30 +172,7 @@ class ReplayBuffer:
         return self._gather(index, is_weight)
 
     def _gather(self, index: np.ndarray, is_weight: np.ndarray) -> Batch:
-        st = self.storage
-        win = nstep_window(
-            index, st.reward_flat, st.terminated_flat, st.truncated_flat,
-            num_envs=self.num_envs, gamma_powers=self._gamma_powers,
-        )
-        obs = st.obs_flat[index]
-        next_obs = st.obs_flat[win.next_slot]  # a reset obs where the episode ended: fixed below / masked
-        if win.truncated.any():
-            rows = np.flatnonzero(win.truncated)
-            next_obs[rows] = st.final_obs_of(win.end_slot[rows])
-        arrays = (
-            obs,
-            st.action_flat[index],
-            win.reward,
-            next_obs,
-            win.terminated.astype(np.float32),
-            self._discount_of_k[win.k_steps],
-            is_weight,
-        )
-        if self.device.type == "cpu":
-            tensors = [torch.from_numpy(a) for a in arrays]
-        else:
-            tensors = [torch.from_numpy(a).to(self.device, non_blocking=True) for a in arrays]
-        return Batch(*tensors, index=index)
+        return gather_batch(self.storage, index, is_weight, self._gamma_powers, self._discount_of_k, self.device)
 
     def update_priorities(self, index: np.ndarray, td_abs: np.ndarray | torch.Tensor) -> None:
         """New priorities ``(min(td_abs, priority_clip) + priority_eps) ** alpha`` for slots ``index`` (no-op when uniform).
@@ -263,3 +240,30 @@ class ReplayBuffer:
         )
 
 
+def gather_batch(storage, index: np.ndarray, is_weight: np.ndarray, gamma_powers: np.ndarray,
+                 discount_table: np.ndarray, device: torch.device, limit: np.ndarray | None = None) -> Batch:
+    """The :class:`Batch` of the n-step windows starting at flat slots ``index`` of ``storage``.
+
+    ``gamma_powers`` is ``gamma ** arange(n)`` or one row per sample (B, n), ``discount_table`` is
+    ``gamma ** arange(n + 1)`` as float32, or one row per sample (B, n + 1); ``limit`` (B,) caps n per sample
+    (see :func:`dqnkit.replay.nstep.nstep_window`). The truncated windows bootstrap from the true final
+    observation the storage kept.
+    """
+    win = nstep_window(index, storage.reward_flat, storage.terminated_flat, storage.truncated_flat,
+                       num_envs=storage.num_envs, gamma_powers=gamma_powers, limit=limit)
+    obs = storage.obs_flat[index]
+    next_obs = storage.obs_flat[win.next_slot]  # a reset obs where the episode ended: fixed below / masked
+    if win.truncated.any():
+        rows = np.flatnonzero(win.truncated)
+        next_obs[rows] = storage.final_obs_of(win.end_slot[rows])
+    if discount_table.ndim == 1:
+        discount = discount_table[win.k_steps]
+    else:
+        discount = discount_table[np.arange(index.shape[0]), win.k_steps]
+    arrays = (obs, storage.action_flat[index], win.reward, next_obs, win.terminated.astype(np.float32), discount,
+              is_weight)
+    if device.type == "cpu":
+        tensors = [torch.from_numpy(a) for a in arrays]
+    else:
+        tensors = [torch.from_numpy(a).to(device, non_blocking=True) for a in arrays]
+    return Batch(*tensors, index=index)

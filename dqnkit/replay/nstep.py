@@ -38,24 +38,29 @@ def nstep_window(
     *,
     num_envs: int,
     gamma_powers: np.ndarray,
+    limit: np.ndarray | None = None,
 ) -> NStepWindow:
     """n-step windows starting at flat slots ``index``.
 
     ``reward``/``terminated``/``truncated`` are the storage's flat ``(T * N,)`` arrays; the row after
     slot ``s`` in the same env is ``(s + num_envs) % (T * N)``. ``gamma_powers`` is
-    ``gamma ** arange(n)`` (float64), whose length sets ``n``.
+    ``gamma ** arange(n)`` (float64), whose length sets ``n``, or one such row per sample ``(B, n)``
+    (population members with their own gamma). ``limit`` (B,): a shorter n per sample (a member whose
+    ``n_step`` is below the longest); its rows past the limit are not used.
     """
     num_slots = reward.shape[0]
-    n_step = gamma_powers.shape[0]
+    n_step = gamma_powers.shape[-1]
     index = np.asarray(index, dtype=np.int64)
     window = index[:, None] + np.arange(n_step, dtype=np.int64) * num_envs  # (B, n)
     window %= num_slots
     term = terminated[window]
     done = term | truncated[window]
-    # Row k is used iff no episode ended in rows 0..k-1 of the window.
+    # Row k is used iff no episode ended in rows 0..k-1 of the window (and k < limit).
     ends_before = np.cumsum(done, axis=1)
     ends_before -= done
     used = ends_before == 0
+    if limit is not None:
+        used &= np.arange(n_step) < np.asarray(limit)[:, None]
     k_steps = used.sum(axis=1)
     ret = (reward[window] * (gamma_powers * used)).sum(axis=1, dtype=np.float64)
     end_slot = window[np.arange(index.shape[0]), k_steps - 1]
