@@ -17,12 +17,14 @@ import torch.nn.functional as F
 
 def td_target(reward: torch.Tensor, discount: torch.Tensor, terminated: torch.Tensor,
               next_q_target: torch.Tensor, next_q_online: torch.Tensor | None = None) -> torch.Tensor:
-    """Bootstrapped target per sample. ``next_q_online`` given -> Double DQN action selection."""
+    """Bootstrapped target per sample. ``next_q_online`` given -> Double DQN action selection.
+
+    The action axis is the last one, so a leading member axis (population: (M, B, |A|)) works too."""
     if next_q_online is None:
-        next_v = next_q_target.max(dim=1).values
+        next_v = next_q_target.max(dim=-1).values
     else:
-        a_star = next_q_online.argmax(dim=1, keepdim=True)
-        next_v = next_q_target.gather(1, a_star).squeeze(1)
+        a_star = next_q_online.argmax(dim=-1, keepdim=True)
+        next_v = next_q_target.gather(-1, a_star).squeeze(-1)
     return reward + discount * (1.0 - terminated) * next_v
 
 
