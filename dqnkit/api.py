@@ -44,6 +44,13 @@ class DQN:
         self._predict_rng = np.random.default_rng(self.config.seed + PREDICT_SEED_OFFSET)
 
     @classmethod
+    def population(cls, env: str | Callable[[], gym.Env] = "CartPole-v1", *, seeds: Any = (0,),
+                   grid: dict[str, list] | None = None, run_dir: str | Path | None = None, verbose: int = 0,
+                   **config: Any) -> "Population":
+        """Many seeds (and a grid of settings) trained together in one process; see :class:`Population`."""
+        return Population(env, seeds=seeds, grid=grid, run_dir=run_dir, verbose=verbose, **config)
+
+    @classmethod
     def from_preset(cls, name: str, *, run_dir: str | Path | None = None, **overrides: Any) -> "DQN":
         values = load_preset(name)
         values.update(overrides)
@@ -129,3 +136,41 @@ class DQN:
 
     def close(self) -> None:
         self.trainer.close()
+
+
+class Population:
+    """Members = ``seeds`` x the cross product of ``grid`` ({config key: [values]}), on top of ``config``.
+
+    ``learn()`` trains them (grouped where a setting changes tensor shapes) and returns one dict per member:
+    name, seed, setting, run_dir, episodes, last_eval. With ``run_dir`` each member gets an ordinary run
+    folder under it, which ``DQN.load``, ``dqnkit eval``, ``plot``, ``report`` and ``resume`` accept.
+    """
+
+    def __init__(self, env: str | Callable[[], gym.Env] = "CartPole-v1", *, seeds: Any = (0,),
+                 grid: dict[str, list] | None = None, run_dir: str | Path | None = None, verbose: int = 0,
+                 **config: Any):
+        from dqnkit.population.members import parse_grid, parse_seeds
+
+        self.env = env
+        self.seeds = parse_seeds(seeds)
+        self.grid = parse_grid(grid)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.verbosity = "plain" if verbose else "quiet"
+        self.config = dict(config)
+        if isinstance(env, str):
+            self.config.setdefault("env_id", env)
+        else:
+            self.config.setdefault("env_id", "custom")
+        config_from_zoo(self.config)  # bad keys and values fail here, before any member is built
+
+    def learn(self, total_timesteps: int | None = None) -> list[dict]:
+        """Train every member for ``total_timesteps`` env steps (default: the config's)."""
+        from dqnkit.population.run import train_population
+
+        base = dict(self.config)
+        if total_timesteps is not None:
+            base["total_timesteps"] = int(total_timesteps)
+        env = None if isinstance(self.env, str) else self.env
+        say = print if self.verbosity != "quiet" else (lambda text: None)
+        return train_population(base, self.seeds, self.grid, self.run_dir, env=env, verbosity=self.verbosity,
+                                say=say)

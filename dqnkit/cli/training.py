@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+from dqnkit.cli import population
 from dqnkit.cli.views import write_report_quietly
 from dqnkit.errors import CheckpointError, DqnkitError
 
@@ -65,6 +66,8 @@ def cmd_train(args) -> int:
     from dqnkit.training.trainer import Trainer
 
     cfg = build_config(args)
+    if population.is_population_request(args):
+        return population.train(args, cfg, verbosity(args))
     run_dir = Path(args.out) if args.out else default_run_dir(cfg.env_id, cfg.seed)
     if (run_dir / "episodes.csv").exists():
         raise DqnkitError(f"{run_dir} already holds a run; continue it with `dqnkit resume {run_dir}` "
@@ -94,6 +97,9 @@ def cmd_resume(args) -> int:
     import yaml
 
     run_dir = Path(args.run)
+    from dqnkit.population.folder import is_population
+    if is_population(run_dir):
+        return population.resume(run_dir, args.steps, verbosity(args), args.quiet)
     if not (run_dir / "config.yaml").is_file():
         raise CheckpointError(f"{run_dir} is not a dqnkit run folder (no config.yaml); pass the folder "
                               "`dqnkit train` created")
@@ -182,6 +188,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video-every", type=int, dest="video_every", metavar="N",
                    help="record a greedy episode every N env steps into run/videos")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--seeds", metavar="SEEDS", help="train a population in one process: seeds like 0-15 or 0,3,7 "
+                   "(one member each; writes one run folder per member under --out)")
+    p.add_argument("--grid", action="append", metavar="KEY=V1,V2", help="population: the cross product of these "
+                   "values times --seeds (repeatable)")
 
 
 class ConfigHelp(argparse.Action):

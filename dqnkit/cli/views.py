@@ -39,7 +39,9 @@ def cmd_plot(args) -> int:
     from dqnkit.analysis.plots import plot_runs
 
     out = Path(args.out) if args.out else Path(args.runs[0]) / "plots"
-    paths = plot_runs([Path(r) for r in args.runs], out)
+    from dqnkit.population.folder import expand_runs
+
+    paths = plot_runs(expand_runs([Path(r) for r in args.runs]), out)
     for note in getattr(paths, "notes", []):
         print(f"note: {note}", file=sys.stderr)
     for p in paths:
@@ -51,7 +53,9 @@ def cmd_compare(args) -> int:
     from dqnkit.analysis.plots import compare_runs
 
     out = Path(args.out) if args.out else Path("comparison")
-    result = compare_runs([Path(r) for r in args.runs], group_by=args.group_by, out_dir=out)
+    from dqnkit.population.folder import expand_runs
+
+    result = compare_runs(expand_runs([Path(r) for r in args.runs]), group_by=args.group_by, out_dir=out)
     table = out / "comparison.md"
     if table.is_file():
         print(table.read_text())

@@ -68,7 +68,7 @@ class UpdateLog:
                 "learning_rate": learning_rate, "sps": round(sps, 1)}
 
     def last_loss_finite(self) -> bool:
-        return not self.pending or bool(torch.isfinite(self.pending[-1]))
+        return not self.pending or bool(torch.isfinite(self.pending[-1]).all())
 
     @staticmethod
     def finite(row: dict) -> bool:
@@ -137,8 +137,13 @@ class RunLogger:
             self.tb.close()
 
 
+def progress_text(recent: float, eps: float, sps: float) -> str:
+    return f"return(100) {recent:.1f}  eps {eps:.3f}  {sps:.0f} steps/s"
+
+
 class _Quiet:
     def update(self, *a) -> None: ...
+    def show(self, step: int, info: str) -> None: ...
     def message(self, text: str) -> None: ...
     def close(self) -> None: ...
 
@@ -150,11 +155,13 @@ class _Plain:
         self.total, self.last_t, self.last_step = total, time.monotonic(), 0
 
     def update(self, step: int, recent: float, eps: float, sps: float) -> None:
+        self.show(step, progress_text(recent, eps, sps))
+
+    def show(self, step: int, info: str) -> None:
         now = time.monotonic()
         if step - self.last_step >= self.total / 10 or now - self.last_t >= 30 or step >= self.total:
             self.last_t, self.last_step = now, step
-            print(f"env_step {step}/{self.total}  return(100) {recent:.1f}  eps {eps:.3f}  {sps:.0f} steps/s",
-                  flush=True)
+            print(f"env_step {step}/{self.total}  {info}", flush=True)
 
     def message(self, text: str) -> None:
         print(text, flush=True)
@@ -172,12 +179,14 @@ class _Rich:
         self.last = 0.0
 
     def update(self, step: int, recent: float, eps: float, sps: float) -> None:
+        self.show(step, progress_text(recent, eps, sps))
+
+    def show(self, step: int, info: str) -> None:
         now = time.monotonic()
         if now - self.last < 0.2:
             return
         self.last = now
-        self.p.update(self.task, completed=step,
-                      info=f"return(100) {recent:.1f}  eps {eps:.3f}  {sps:.0f} steps/s")
+        self.p.update(self.task, completed=step, info=info)
 
     def message(self, text: str) -> None:
         self.p.console.print(text)

@@ -70,7 +70,7 @@ class Trainer:
         self.ep_return = np.zeros(cfg.num_envs)
         self.ep_length = np.zeros(cfg.num_envs, dtype=np.int64)
         self.update_log = UpdateLog(cfg.log_interval)
-        self.obs = self.envs.reset(seed=cfg.seed)
+        self.obs = self.envs.reset()
         self.checkpoints = CheckpointIndex(self.run_dir, cfg.keep_checkpoints) if self.run_dir else None
         self.logger: RunLogger | None = None
         self.status = "created"
@@ -111,7 +111,7 @@ class Trainer:
         self._clock = (time.perf_counter(), self.env_step)
         interrupted = False
         try:
-            with _sigterm_as_interrupt(self.run_dir is not None):
+            with sigterm_as_interrupt(self.run_dir is not None):
                 while self.env_step < target:
                     self._step()
                     # strictly more than learning_starts, as Stable-Baselines3 (tests/training/test_sb3_oracle.py)
@@ -308,7 +308,7 @@ class Trainer:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt(enabled: bool) -> Iterator[None]:
+def sigterm_as_interrupt(enabled: bool) -> Iterator[None]:
     """SIGTERM raises KeyboardInterrupt inside the block, so a killed run writes its checkpoint like Ctrl-C."""
     old: Callable | int | None = None
     if enabled and hasattr(signal, "SIGTERM"):
