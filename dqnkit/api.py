@@ -11,6 +11,7 @@ Example::
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,6 +22,7 @@ from dqnkit.errors import CheckpointError, ConfigError, DqnkitError
 from dqnkit.learner.explore import epsilon_greedy
 from dqnkit.presets import load_preset
 from dqnkit.presets.zoo import config_from_zoo
+from dqnkit.runfolder import PLOTS_DIR
 from dqnkit.training.checkpoint import find_checkpoint, read_state
 from dqnkit.training.trainer import Trainer
 
@@ -31,7 +33,10 @@ class DQN:
     """A DQN-family agent on one environment; every config field is a keyword argument."""
 
     def __init__(self, env: str | Callable[[], gym.Env] = "CartPole-v1", *, run_dir: str | Path | None = None,
-                 verbose: int = 0, **config: Any):
+                 verbose: int | None = None, **config: Any):
+        """``run_dir``: the run folder to write (CSV files, checkpoints, plots/ and report.html after ``learn``), or
+        None for none. ``verbose``: None shows a progress bar in a terminal or a Jupyter notebook and nothing
+        otherwise; 0 shows nothing; 1 prints a progress line every 10% of ``learn`` (or 30 s) anywhere."""
         if isinstance(env, str):
             config.setdefault("env_id", env)
         elif callable(env):
@@ -40,7 +45,8 @@ class DQN:
             raise ConfigError(f"env must be a Gymnasium id or a zero-argument callable returning an env, "
                               f"got {type(env).__name__}")
         self.config = config_from_zoo(config)
-        self.trainer = Trainer(self.config, run_dir, env=env, verbosity="plain" if verbose else "quiet")
+        verbosity = "interactive" if verbose is None else ("plain" if verbose else "quiet")
+        self.trainer = Trainer(self.config, run_dir, env=env, verbosity=verbosity)
         self._predict_rng = np.random.default_rng(self.config.seed + PREDICT_SEED_OFFSET)
 
     @classmethod
@@ -59,14 +65,33 @@ class DQN:
 
     # --- training ------------------------------------------------------------------------
     def learn(self, total_timesteps: int | None = None) -> "DQN":
-        """Train for ``total_timesteps`` more env steps (default: the config's total_timesteps)."""
+        """Train for ``total_timesteps`` more env steps (default: the config's total_timesteps). With a ``run_dir``,
+        then refresh its plots/ and report.html, as ``dqnkit train`` does."""
         steps = self.config.total_timesteps if total_timesteps is None else int(total_timesteps)
         self.trainer.learn(self.trainer.env_step + steps)
+        if self.run_dir is not None:
+            try:
+                self.write_report()
+            except Exception as exc:  # noqa: BLE001 - the run itself is safe on disk
+                warnings.warn(f"report.html not written ({exc}); try model.write_report() or "
+                              f"`dqnkit report {self.run_dir}`", stacklevel=2)
         return self
 
     @property
     def num_timesteps(self) -> int:
         return self.trainer.env_step
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The run folder this model writes (``DQN(..., run_dir=...)``), or None."""
+        return self.trainer.run_dir
+
+    def write_report(self) -> Path:
+        """Refresh ``run_dir``'s plots/ and report.html from its files (with this model's greedy policy on a grid
+        world); ``learn`` calls it. Returns the report's path."""
+        if self.run_dir is None:
+            raise DqnkitError("this model has no run folder to report on; create it with DQN(..., run_dir=\"runs/x\")")
+        return write_run_report(self.run_dir, self)
 
     # --- using the policy ----------------------------------------------------------------
     def q_values(self, obs: Any) -> np.ndarray:
@@ -96,7 +121,9 @@ class DQN:
         return self.q_values(np.arange(int(raw.n)) + int(raw.start))
 
     def evaluate(self, episodes: int = 10, seed: int | None = None) -> dict:
-        """Greedy episodes on a fresh env: mean_return, std_return, episodes, returns, lengths."""
+        """Greedy episodes on fresh envs (reset with seeds ``seed``, ``seed + 1``, ...; default: the periodic
+        evaluation's seeds). Returns ``mean_return``, ``std_return`` (population std), ``episodes`` (how many),
+        ``returns`` (one per episode), ``lengths`` (env steps of each episode) and ``mean_length``."""
         return self.trainer.evaluate(episodes, seed)
 
     def make_eval_env(self, render_mode: str | None = None) -> gym.Env:
@@ -136,6 +163,32 @@ class DQN:
 
     def close(self) -> None:
         self.trainer.close()
+
+
+def write_run_report(run_dir: str | Path, model: DQN | None = None) -> Path:
+    """Write a DQN run folder's plots/ and report.html; on a grid world (GridWorld-v0, FrozenLake, Taxi) the
+    report shows the greedy policy of ``model`` (default: the run's latest checkpoint, when it has one)."""
+    from dqnkit.analysis.groups import variant_name
+    from dqnkit.analysis.policy import policy_report
+    from dqnkit.analysis.report import write_report
+
+    run_dir = Path(run_dir)
+    policy = None
+    try:
+        shown = model if model is not None else DQN.load(run_dir)
+        try:
+            q_table = shown.q_table()  # raises for observations that are not a small set of states
+            env = shown.make_eval_env()
+            try:
+                policy = policy_report(q_table, env, run_dir / PLOTS_DIR, learner=variant_name(shown.config.to_dict()))
+            finally:
+                env.close()
+        finally:
+            if shown is not model:
+                shown.close()
+    except DqnkitError:
+        policy = None  # not a grid world, or no checkpoint yet: no policy section
+    return write_report(run_dir, policy=policy)
 
 
 class Population:

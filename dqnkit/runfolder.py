@@ -53,6 +53,14 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def umask_mode(path: str | os.PathLike, base: int = 0o666) -> None:
+    """Give ``path`` the mode the umask gives a new file (``base`` 0o666) or folder (0o777), as ``open`` and
+    ``mkdir`` would; for files made by ``tempfile`` (0o600, 0o700) or by libraries that choose their own mode."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, base & ~umask)
+
+
 def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
     """Replace ``path`` with ``data`` (text as UTF-8) so that a crash leaves the old file or the new one.
 
@@ -64,9 +72,7 @@ def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
             fh.flush()
             os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        umask_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -13,8 +13,6 @@ backend alone, and keeps no global figure state.
 """
 from __future__ import annotations
 
-import csv
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -24,17 +22,16 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
-from dqnkit.analysis.groups import group_runs, variant_name
-from dqnkit.analysis.runs import Run, format_value, last_finite, load_run
-from dqnkit.analysis.stats import aggregate_curves, bootstrap_ci, iqm, moving_average
+from dqnkit.analysis.compare import (EPISODE_WINDOW, comparison_markdown, few_seeds_warnings, summarize_groups,
+                                     write_comparison_csv)
+from dqnkit.analysis.groups import group_runs
+from dqnkit.analysis.runs import Run, add_note, load_run
+from dqnkit.analysis.stats import aggregate_curves, moving_average
 
 __all__ = ["plot_runs", "compare_runs", "PlotResult", "FIGSIZE_IN", "DPI"]
 
-log = logging.getLogger(__name__)
-
 FIGSIZE_IN = (8.0, 4.5)
 DPI = 100  # PNGs are 800 x 450 pixels
-EPISODE_WINDOW = 100
 
 
 class PlotResult(list):
@@ -85,14 +82,8 @@ def _as_runs(run_paths: Any, notes: list[str]) -> list[Run]:
         # Two folders may share a name (runs/a/seed1, runs/b/seed1): then say more.
         who = run.name if names.count(run.name) == 1 else str(run.path)
         for note in run.notes:
-            _note(notes, f"{who}: {note}")
+            add_note(notes, f"{who}: {note}")
     return runs
-
-
-def _note(notes: list[str], text: str) -> None:
-    if text not in notes:
-        notes.append(text)
-        log.info("%s", text)
 
 
 def _new_figure() -> tuple[Figure, Any]:
@@ -128,6 +119,20 @@ def _smooth(y: np.ndarray, how: str) -> tuple[np.ndarray, str]:
     return y, ""
 
 
+def _hold_to_common_end(smoothed: list[tuple[np.ndarray, np.ndarray, str]]) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """Seeds of one setting stop at different env steps, each at the end of its last episode. A seed that ends
+    within one of its episodes of the group's last env step holds its last value up to there, so the mean curve
+    ends at the mean of the seeds' last values (the comparison table's figure), not at the longest seed alone."""
+    end = max(float(x[-1]) for x, _, _ in smoothed)
+    out = []
+    for x, ys, how in smoothed:
+        gap = end - float(x[-1])
+        if gap > 0 and x.size > 1 and gap <= float(np.max(np.diff(x))):
+            x, ys = np.append(x, end), np.append(ys, ys[-1])
+        out.append((x, ys, how))
+    return out
+
+
 def _draw_group(
     ax: Any,
     label: str | None,
@@ -135,8 +140,9 @@ def _draw_group(
     curves: list[tuple[np.ndarray, np.ndarray]],
     metric: _Metric,
     std_curves: list[np.ndarray | None] | None = None,
-) -> None:
-    """One group: a single run as raw + smoothed line, several as mean + 95% bootstrap band."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """One group: a single run as raw + smoothed line, several as mean + 95% bootstrap band. Returns the main
+    line (x, y): the smoothed curve of one run, the mean curve of several."""
     smoothed = [(x, *_smooth(y, metric.smooth)) for x, y in curves]
     if len(curves) == 1:
         (x, y), (_, ys, how) = curves[0], smoothed[0]
@@ -144,22 +150,25 @@ def _draw_group(
             if not label:  # beside other groups the raw curve is clutter
                 ax.plot(x, y, color=color, alpha=0.25, linewidth=0.8, label="raw")
             ax.plot(x, ys, color=color, linewidth=1.8, label=f"{label} (1 seed, {how})" if label else how)
-        else:
-            marker = "o" if metric.table == "eval" and len(x) <= 60 else None
-            ax.plot(x, y, color=color, linewidth=1.8, marker=marker, markersize=3,
-                    label=f"{label} (1 seed)" if label else
-                    (metric.ylabel if metric.table != "eval" else "mean over eval episodes"))
-            # the std band only when alone: beside other groups' CI bands it would read as one
-            std = std_curves[0] if std_curves and not label else None
-            if std is not None:
-                ax.fill_between(x, y - std, y + std, color=color, alpha=0.2, linewidth=0,
-                                label=None if label else "+/- 1 std over eval episodes")
-        return
+            return x, ys
+        marker = "o" if metric.table == "eval" and len(x) <= 60 else None
+        ax.plot(x, y, color=color, linewidth=1.8, marker=marker, markersize=3,
+                label=f"{label} (1 seed)" if label else
+                (metric.ylabel if metric.table != "eval" else "mean over eval episodes"))
+        # the std band only when alone: beside other groups' CI bands it would read as one
+        std = std_curves[0] if std_curves and not label else None
+        if std is not None:
+            ax.fill_between(x, y - std, y + std, color=color, alpha=0.2, linewidth=0,
+                            label=None if label else "+/- 1 std over eval episodes")
+        return x, y
+    if metric.smooth == "episodes":
+        smoothed = _hold_to_common_end(smoothed)
     agg = aggregate_curves([(x, ys) for x, ys, _ in smoothed])
     how = smoothed[0][2]
     text = f"mean of {len(curves)} seeds, 95% CI" + (f" ({how})" if how else "")
     ax.plot(agg.x, agg.mean, color=color, linewidth=1.8, label=f"{label}: {text}" if label else text)
     ax.fill_between(agg.x, agg.ci_low, agg.ci_high, color=color, alpha=0.2, linewidth=0)
+    return agg.x, agg.mean
 
 
 def _maybe_log_scale(ax: Any, curves: list[tuple[np.ndarray, np.ndarray]]) -> None:
@@ -174,7 +183,9 @@ def _plot_metric(
     out_path: Path,
     notes: list[str],
     title: str | None = None,
+    lines: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Path | None:
+    """Draw one metric of every group into ``out_path``; the main line of each group goes into ``lines``."""
     all_runs = [r for members in groups.values() for r in members]
     per_group: list[tuple[str, list[tuple[np.ndarray, np.ndarray]], list[np.ndarray | None]]] = []
     for label, members in groups.items():
@@ -198,7 +209,7 @@ def _plot_metric(
         # is there but holds no finite value (e.g. NaN losses before learning started).
         has_column = any(r.column(metric.table, metric.column) is not None for r in all_runs)
         if has_column and not metric.optional:
-            _note(notes, f"{out_path.name} not written: '{metric.column}' in {metric.table}.csv has no finite value")
+            add_note(notes, f"{out_path.name} not written: '{metric.column}' in {metric.table}.csv has no finite value")
         return None
     if metric.only_if_varies:
         values = np.concatenate([y for _, curves, _ in per_group for _, y in curves])
@@ -208,7 +219,9 @@ def _plot_metric(
     fig, ax = _new_figure()
     many = len(groups) > 1
     for i, (label, curves, stds) in enumerate(per_group):
-        _draw_group(ax, label if many else None, f"C{i % 10}", curves, metric, stds)
+        line = _draw_group(ax, label if many else None, f"C{i % 10}", curves, metric, stds)
+        if lines is not None:
+            lines[label] = line
     if metric.column in {"loss", "td_abs_mean", "grad_norm"}:
         _maybe_log_scale(ax, [c for _, curves, _ in per_group for c in curves])
     _style_axes(ax, title or metric.title, metric.ylabel, all_runs)
@@ -266,8 +279,13 @@ def compare_runs(
     ``eval.csv`` (e.g. a tabular run that never evaluated) still appear with their final
     training return (mean of the last 100 episode returns) and a note.
 
-    Returns ``{"groups": {label: {...}}, "plots": [Path], "markdown": str,
-    "table_md": Path, "table_csv": Path, "notes": [str]}``.
+    A group with fewer than :data:`dqnkit.analysis.compare.MIN_SEEDS` seeds gets a warning (in
+    ``comparison.md`` and ``"warnings"``): its IQM and CI are then no real statistics. A seed that ends
+    within one episode of its group's last env step holds its last moving average up to there, so the
+    training-return curve ends at the table's training return.
+
+    Returns ``{"groups": {label: {...}}, "plots": [Path], "curves": {png name: {label: (x, y)}},
+    "markdown": str, "table_md": Path, "table_csv": Path, "notes": [str], "warnings": [str]}``.
     """
     notes: list[str] = []
     runs = _as_runs(run_paths, notes)
@@ -276,84 +294,29 @@ def compare_runs(
     out.mkdir(parents=True, exist_ok=True)
 
     plots: list[Path] = []
+    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     eval_metric = _Metric("compare_eval_return.png", "eval", "mean_return",
                           "Greedy evaluation return", "mean return", "none")
     train_metric = _Metric("compare_train_return.png", "episodes", "return",
                            f"Training return ({EPISODE_WINDOW}-episode moving average)", "episode return", "episodes")
     for metric in (eval_metric, train_metric):
-        path = _plot_metric(metric, groups, out / metric.filename, notes)
+        path = _plot_metric(metric, groups, out / metric.filename, notes, lines=curves.setdefault(metric.filename, {}))
         if path is not None:
             plots.append(path)
 
-    summary: dict[str, dict[str, Any]] = {}
-    for label, members in groups.items():
-        finals, train_finals, steps = [], [], []
-        for run in members:
-            final = last_finite(run.column("eval", "mean_return"))
-            if final is None:
-                _note(notes, f"{run.name}: no eval row, left out of the final greedy return of '{label}'")
-            else:
-                finals.append(final)
-            returns = run.column("episodes", "return")
-            if returns is not None and np.isfinite(returns).any():
-                train_finals.append(float(np.mean(returns[np.isfinite(returns)][-EPISODE_WINDOW:])))
-            last = [last_finite(run.column(t, "env_step")) for t in ("episodes", "updates", "eval")]
-            if any(v is not None for v in last):
-                steps.append(max(v for v in last if v is not None))
-        low, high = bootstrap_ci(finals, confidence=confidence, n_boot=n_boot, seed=seed)
-        summary[label] = {
-            "runs": [str(r.path) for r in members],
-            "variant": variant_name(members[0].config),
-            "n_seeds": len(finals),
-            "final_returns": finals,
-            "mean": float(np.mean(finals)) if finals else float("nan"),
-            "iqm": iqm(finals),
-            "ci_low": low,
-            "ci_high": high,
-            "final_train_return": float(np.mean(train_finals)) if train_finals else float("nan"),
-            "env_steps": max(steps) if steps else float("nan"),
-        }
-
-    pct = f"{confidence * 100:g}%"
-    header = ["group", "seeds", "final greedy return (mean)", "IQM", f"{pct} CI",
-              f"training return (last {EPISODE_WINDOW} ep.)", "env steps"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for label, s in summary.items():
-        ci = "n/a" if s["n_seeds"] == 0 else f"[{format_value(s['ci_low'], '.2f')}, {format_value(s['ci_high'], '.2f')}]"
-        steps = "n/a" if not np.isfinite(s["env_steps"]) else f"{int(s['env_steps'])}"
-        cells = [label.replace("|", "\\|"), str(s["n_seeds"]), format_value(s["mean"], ".2f"), format_value(s["iqm"], ".2f"), ci,
-                 format_value(s["final_train_return"], ".2f"), steps]
-        lines.append("| " + " | ".join(cells) + " |")
-    markdown = "\n".join(
-        [
-            "# Comparison",
-            "",
-            *lines,
-            "",
-            f"Final greedy return: `mean_return` of the last `eval.csv` row of each run. "
-            f"IQM: interquartile mean over seeds. CI: {pct} percentile bootstrap of the mean over "
-            f"seeds ({n_boot} resamples, seed {seed}).",
-        ]
-        + (["", "## Notes", "", *[f"- {n}" for n in notes]] if notes else [])
-    ) + "\n"
+    summary = summarize_groups(groups, notes, confidence=confidence, n_boot=n_boot, seed=seed)
+    warnings = few_seeds_warnings(summary, confidence)
+    markdown = comparison_markdown(summary, notes, warnings, confidence=confidence, n_boot=n_boot, seed=seed)
     table_md = out / "comparison.md"
     table_md.write_text(markdown, encoding="utf-8")
-
-    table_csv = out / "comparison.csv"
-    with table_csv.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["group", "variant", "n_seeds", "final_return_mean", "final_return_iqm",
-                         "ci_low", "ci_high", "final_train_return", "env_steps", "final_returns"])
-        for label, s in summary.items():
-            writer.writerow([label, s["variant"], s["n_seeds"], repr(s["mean"]), repr(s["iqm"]),
-                             repr(s["ci_low"]), repr(s["ci_high"]), repr(s["final_train_return"]),
-                             repr(s["env_steps"]), " ".join(repr(v) for v in s["final_returns"])])
-
+    table_csv = write_comparison_csv(summary, out / "comparison.csv")
     return {
         "groups": summary,
         "plots": plots,
+        "curves": curves,
         "markdown": markdown,
         "table_md": table_md,
         "table_csv": table_csv,
         "notes": notes,
+        "warnings": warnings,
     }

@@ -12,16 +12,18 @@ position for one fixed passenger location and destination; pickup and dropoff dr
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from dqnkit.analysis.greedy_path import GreedyPath, greedy_path
 from dqnkit.analysis.grid_layout import GRIDWORLD_ARROWS, GridLayout, Pos, as_pos, as_positions, grid_layout, row_major
 
-__all__ = ["GreedyPath", "draw_policy", "key_states_table", "greedy_path", "policy_report"]
+__all__ = ["GreedyPath", "draw_policy", "heatmap_values", "shared_scale", "key_states_table", "greedy_path",
+           "policy_report"]
 
 
 # --------------------------------------------------------------------------- drawing
@@ -32,6 +34,33 @@ def _greedy(q_row: np.ndarray) -> int | None:
     if not np.all(np.isfinite(q_row)) or np.ptp(q_row) == 0:
         return None
     return int(np.argmax(q_row))
+
+
+def _cell_values(q: np.ndarray, rows: int, cols: int, to_state: Callable[[Pos], int], no_arrow: set[Pos]) -> np.ndarray:
+    """max_a Q(s, a) per cell, NaN where no arrow is drawn (goal, obstacles, terminal cells)."""
+    values = np.full((rows, cols), np.nan)
+    for r in range(rows):
+        for c in range(cols):
+            if (r, c) not in no_arrow:
+                values[r, c] = np.max(q[to_state((r, c))])
+    return values
+
+
+def heatmap_values(q_table: np.ndarray, layout: GridLayout) -> np.ndarray:
+    """The values :func:`policy_report` colours: max_a Q(s, a) per cell of ``layout``, NaN where it draws no arrow."""
+    no_arrow = (set(layout.goals) if layout.goal_is_terminal else set()) | set(layout.obstacles) | layout.terminal_cells
+    rows, cols = layout.grid_shape
+    return _cell_values(np.asarray(q_table, dtype=np.float64), rows, cols, layout.to_state, no_arrow)
+
+
+def shared_scale(tables: Sequence[tuple[np.ndarray, GridLayout]]) -> tuple[float, float]:
+    """(vmin, vmax) over every coloured cell of several ``(q_table, layout)`` pairs: one colour scale for pictures
+    that are compared side by side (the same colour is then the same value in each)."""
+    values = np.concatenate([heatmap_values(q, layout).ravel() for q, layout in tables])
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return (0.0, 1.0)
+    return (float(values.min()), float(values.max()))
 
 
 def draw_policy(
@@ -51,6 +80,8 @@ def draw_policy(
     path: Sequence[Sequence[int]] | None = None,
     obstacle_label: str = "obstacle",
     goal_terminal: bool = True,
+    vmin: float | None = None,
+    vmax: float | None = None,
 ) -> Path:
     """Draw the greedy action of every non-terminal cell over a heatmap of max_a Q(s, a).
 
@@ -59,7 +90,8 @@ def draw_policy(
     ordinary cell) and ``terminal`` cells get no arrow and no colour (their Q is never
     bootstrapped from); ``obstacles`` are greyed out. A cell
     whose Q-values are all equal (never updated) shows a dot instead of an arrow. ``path``,
-    if given, is drawn as a line through the cell centres. Returns ``out_path``.
+    if given, is drawn as a line through the cell centres. ``vmin``/``vmax`` fix the colour scale (default:
+    this table's smallest and largest value; pass :func:`shared_scale` to compare several). Returns ``out_path``.
     """
     q = np.asarray(q_table, dtype=np.float64)
     if q.ndim != 2:
@@ -75,12 +107,7 @@ def draw_policy(
     no_arrow |= set(as_positions(terminal) if terminal is not None and len(terminal) else ())
     start_pos = as_pos(start) if start is not None else None
 
-    values = np.full((rows, cols), np.nan)
-    for r in range(rows):
-        for c in range(cols):
-            if (r, c) in no_arrow:
-                continue
-            values[r, c] = np.max(q[to_state((r, c))])
+    values = _cell_values(q, rows, cols, to_state, no_arrow)
 
     cell_in = 0.9 if max(rows, cols) <= 10 else 0.5
     fig = Figure(figsize=(max(4.0, cols * cell_in + 1.5), max(3.5, rows * cell_in + 0.8)), dpi=100,
@@ -88,10 +115,10 @@ def draw_policy(
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     masked = np.ma.masked_invalid(values)
-    image = ax.imshow(masked, cmap="viridis", origin="upper")
+    image = ax.imshow(masked, cmap="viridis", origin="upper", vmin=vmin, vmax=vmax)
     fig.colorbar(image, ax=ax, label="max Q(s, a)", shrink=0.85)
-    finite = values[np.isfinite(values)]
-    mid = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    low, high = image.norm.vmin, image.norm.vmax  # the colour scale's ends: text is white on its darker half
+    mid = (low + high) / 2 if low is not None and high is not None else 0.0
     fontsize = 18 if max(rows, cols) <= 8 else 10
 
     for r in range(rows):
@@ -151,26 +178,30 @@ def key_states_table(
     *,
     to_state: Callable[[Pos], int] | None = None,
     terminal_states: Sequence[Any] = (),
+    state_labels: Mapping[Any, str] | None = None,
     decimals: int = 3,
 ) -> str:
     """Markdown table of Q(s, a) for a few named states, the best action in bold.
 
     ``named_states`` maps a name to a state index, or to a (row, col) position when
     ``to_state`` is given. States listed in ``terminal_states`` (same form) are shown as
-    terminal (their Q is never bootstrapped from). Ties: every maximal value is bold.
+    terminal (their Q is never bootstrapped from), or with their word in ``state_labels`` (same keys:
+    ``{(1, 2): "obstacle"}``). Ties: every maximal value is bold.
     """
     q = np.asarray(q_table, dtype=np.float64)
     names = list(action_names)
     if len(names) < q.shape[1]:
         names += [f"a{i}" for i in range(len(names), q.shape[1])]
     terminal = {_key(t) for t in terminal_states}
+    words = {_key(k): str(v) for k, v in (state_labels or {}).items()}
     header = ["state", "index", *names[: q.shape[1]], "best action"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, state in named_states.items():
         index = int(to_state(as_pos(state))) if to_state is not None and not np.isscalar(state) else int(state)
         where = f"{name} {tuple(int(v) for v in state)}" if not np.isscalar(state) else str(name)
-        if _key(state) in terminal:
-            lines.append("| " + " | ".join([where, str(index), *["—"] * q.shape[1], "terminal"]) + " |")
+        if _key(state) in terminal or _key(state) in words:
+            word = words.get(_key(state), "terminal")
+            lines.append("| " + " | ".join([where, str(index), *["—"] * q.shape[1], word]) + " |")
             continue
         row = q[index]
         best = row.max()
@@ -183,93 +214,6 @@ def key_states_table(
 
 def _key(state: Any) -> Any:
     return int(state) if np.isscalar(state) else as_pos(state)
-
-
-# --------------------------------------------------------------------------- greedy path
-
-
-class GreedyPath(NamedTuple):
-    """Cells visited by the greedy policy (start included), whether it ended at a goal, and why it stopped."""
-
-    positions: list[Any]
-    reached_goal: bool
-    stop_reason: str  # "goal" | "terminal" | "loop" | "max_steps"
-
-
-def _model_from_env(env: Any, layout: GridLayout) -> Callable[[int, int], tuple[int, bool]]:
-    u = getattr(env, "unwrapped", env)
-    table = getattr(u, "P", None)
-    if isinstance(table, Mapping) or isinstance(table, list):
-        def step(state: int, action: int) -> tuple[int, bool]:
-            outcomes = table[state][action]
-            probs = np.array([o[0] for o in outcomes])
-            best = np.flatnonzero(probs == probs.max())
-            if len(best) > 1:  # a slippery tie: follow the intended move when it is one of them
-                aim = layout.to_state(layout.intended_move(layout.to_pos(state), action))
-                for i in best:
-                    if outcomes[i][1] == aim:
-                        return int(outcomes[i][1]), bool(outcomes[i][3])
-            o = outcomes[int(best[0])]
-            return int(o[1]), bool(o[3])
-        return step
-
-    terminal = layout.terminal_cells
-
-    def step(state: int, action: int) -> tuple[int, bool]:
-        nxt = layout.intended_move(layout.to_pos(state), action)
-        return layout.to_state(nxt), nxt in terminal
-
-    return step
-
-
-def greedy_path(
-    q_table: np.ndarray,
-    model: Any,
-    start: Any,
-    max_steps: int = 100,
-    *,
-    layout: GridLayout | None = None,
-) -> GreedyPath:
-    """Follow argmax_a Q(s, a) from ``start`` until a terminal state, a loop or ``max_steps``.
-
-    ``model`` is either a Gymnasium toy-text-style env (its ``P[s][a]`` transition table
-    is used, taking the most likely outcome, or, without ``P``, the intended grid move of
-    :func:`grid_layout`), or a callable ``model(state, action) -> (next_state, terminated)``
-    on state indices. ``start`` is a state index or a (row, col) cell (needs a layout,
-    taken from the env when one is given). Positions are (row, col) cells when a layout
-    is known, else state indices. ``reached_goal`` is True when the walk terminated on a
-    goal cell (or, without a layout, terminated at all).
-    """
-    q = np.asarray(q_table, dtype=np.float64)
-    if not callable(model) or hasattr(model, "step") or hasattr(model, "unwrapped"):
-        layout = layout or grid_layout(model)
-        step = _model_from_env(model, layout)
-    else:
-        step = model
-    state = int(layout.to_state(as_pos(start))) if (layout is not None and not np.isscalar(start)) else int(start)
-
-    def where(s: int) -> Any:
-        return layout.to_pos(s) if layout is not None else s
-
-    def at_goal(s: int) -> bool:
-        return layout is None or not layout.goals or where(s) in layout.goals
-
-    positions = [where(state)]
-    if layout is not None and where(state) in layout.terminal_cells:
-        return GreedyPath(positions, where(state) in layout.goals, "terminal")
-    seen = {state}
-    for _ in range(max_steps):
-        action = int(np.argmax(q[state]))
-        state, terminated = step(state, action)
-        state = int(state)
-        positions.append(where(state))
-        if terminated:
-            ok = at_goal(state) if layout is None or layout.goal_is_terminal else True
-            return GreedyPath(positions, ok, "goal" if ok else "terminal")
-        if state in seen:
-            return GreedyPath(positions, False, "loop")
-        seen.add(state)
-    return GreedyPath(positions, False, "max_steps")
 
 
 # --------------------------------------------------------------------------- report
@@ -314,12 +258,16 @@ def policy_report(
     start: Pos | None = None,
     max_steps: int = 100,
     layout: GridLayout | None = None,
+    learner: str | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
 ) -> tuple[Path, str]:
     """``policy.png`` in ``out_dir`` plus a Markdown section: key-state Q-values and the greedy path.
 
     ``env`` is any env :func:`grid_layout` understands (or pass ``layout``). ``start``
     overrides the layout's start (Taxi has none: the path is then left out, with a line
-    saying so).
+    saying so). ``learner`` ("DQN", "Tabular Q-learning") goes into the title, so that pictures of
+    different learners can be told apart; ``vmin``/``vmax`` fix the colour scale (:func:`shared_scale`).
     """
     layout = layout or grid_layout(env)
     q = np.asarray(q_table, dtype=np.float64)
@@ -331,13 +279,14 @@ def policy_report(
         )
     begin = start if start is not None else layout.start
     path = greedy_path(q, env, begin, max_steps, layout=layout) if begin is not None else None
-    heading = title or f"Greedy policy - {layout.name}" + (f" ({layout.note})" if layout.note else "")
+    heading = title or (f"Greedy policy of {learner} - " if learner else "Greedy policy - ") + layout.name \
+        + (f" ({layout.note})" if layout.note else "")
     png = draw_policy(
         q, layout.grid_shape, begin, layout.goals, layout.obstacles, Path(out_dir) / "policy.png",
         layout.action_arrows, heading, to_state=layout.to_state, terminal=sorted(layout.terminal_cells),
         walls=layout.walls, labels=layout.labels, path=path.positions if path else None,
         obstacle_label=layout.obstacle_label,
-        goal_terminal=layout.goal_is_terminal,
+        goal_terminal=layout.goal_is_terminal, vmin=vmin, vmax=vmax,
     )
     named = _key_states(layout)
     env_named = getattr(getattr(env, "unwrapped", env), "key_states", None)
@@ -346,6 +295,7 @@ def policy_report(
     table = key_states_table(
         q, named, layout.action_names, to_state=layout.to_state,
         terminal_states=[p for p in named.values() if p in layout.terminal_cells],
+        state_labels={p: layout.obstacle_label for p in named.values() if p in layout.obstacles},
     )
     lines = [f"## {heading}", "", table]
     if path is None:

@@ -42,7 +42,7 @@ figure { margin: 0; background: #fff; border: 1px solid #e3e3e3; padding: .4rem;
 figure img { width: 100%; height: auto; display: block; }
 figcaption { font-size: .8rem; color: #555; padding-top: .2rem; }
 video, img.video { max-width: 640px; width: 100%; border: 1px solid #ddd; }
-.notes li { color: #7a4b00; } .config { max-height: 36rem; overflow: auto; display: inline-block; }
+.notes li { color: #7a4b00; }
 code { font-size: .85rem; }
 """
 
@@ -51,20 +51,40 @@ def _cell(value: Any) -> str:
     return format_value(value, ".4g")
 
 
+# run.json's counters are the run's own; the CSV files only hold rows logged at finished episodes and
+# every log_interval updates, so their last rows can lag behind. Each figure comes from one place.
+RUN_INFO_COUNTERS = {"episodes": "episodes", "env_step": "env steps", "updates": "gradient updates",
+                     "env_steps_per_s": "env steps / s"}
+SHOWN_ELSEWHERE = (*RUN_INFO_COUNTERS, "last_eval")  # last_eval: eval.csv's last row, in "final greedy return"
+
+
 def summary_metrics(run: Run) -> list[tuple[str, str]]:
-    """(name, value) rows for the "final metrics" table; rows whose data is absent are left out."""
+    """(name, value) rows for the "final metrics" table; rows whose data is absent are left out.
+
+    The counters (episodes, env steps, gradient updates, env steps / s) come from run.json when the run has
+    one and is not running, else from the CSV files (and say so); returns and epsilon from episodes.csv, greedy returns from
+    eval.csv, loss and mean Q from updates.csv. The "run info" table leaves these out (SHOWN_ELSEWHERE)."""
     rows: list[tuple[str, str]] = []
+    # a running run's run.json holds the counters of when it (re)started: the CSV files are newer then
+    meta = run.meta if run.meta.get("status") != "running" else {}
     returns = run.column("episodes", "return")
-    steps = run.column("episodes", "env_step")
-    if returns is not None:
-        finite = returns[np.isfinite(returns)]
-        rows.append(("episodes", str(finite.size)))
-        if finite.size:
-            tail = finite[-100:]
-            rows.append((f"training return, last {tail.size} episodes (mean)", _cell(float(tail.mean()))))
-            rows.append(("training return, best episode", _cell(float(finite.max()))))
-    if steps is not None and last_finite(steps) is not None:
-        rows.append(("env steps", f"{int(last_finite(steps)):,}"))
+    finite = returns[np.isfinite(returns)] if returns is not None else None
+
+    def counter(key: str, csv_value: float | None, where: str) -> None:
+        value = meta.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            rows.append((RUN_INFO_COUNTERS[key], f"{value:,.1f}" if key == "env_steps_per_s" else f"{int(value):,}"))
+        elif csv_value is not None:
+            rows.append((f"{RUN_INFO_COUNTERS[key]} ({where})", f"{int(csv_value):,}" if key != "env_steps_per_s"
+                         else _cell(csv_value)))
+
+    counter("episodes", float(finite.size) if finite is not None else None, "episodes.csv rows")
+    counter("env_step", last_finite(run.column("episodes", "env_step")), "at the last finished episode")
+    counter("updates", last_finite(run.column("updates", "update")), "at the last updates.csv row")
+    if finite is not None and finite.size:
+        tail = finite[-100:]
+        rows.append((f"training return, last {tail.size} episodes (mean)", _cell(float(tail.mean()))))
+        rows.append(("training return, best episode", _cell(float(finite.max()))))
     eval_steps, eval_mean = run.column("eval", "env_step"), run.column("eval", "mean_return")
     if eval_mean is not None and np.isfinite(eval_mean).any():
         i = int(np.flatnonzero(np.isfinite(eval_mean))[-1])
@@ -81,13 +101,13 @@ def summary_metrics(run: Run) -> list[tuple[str, str]]:
     eps = last_finite(run.column("episodes", "epsilon"))
     if eps is not None:
         rows.append(("final epsilon", _cell(eps)))
-    for column, name in (("update", "gradient updates"), ("loss", "last logged loss"), ("mean_q", "last logged mean Q")):
+    for column, name in (("loss", "last logged loss"), ("mean_q", "last logged mean Q")):
         value = last_finite(run.column("updates", column))
         if value is not None:
-            rows.append((name, f"{int(value):,}" if column == "update" else _cell(value)))
+            rows.append((name, _cell(value)))
     sps = run.column("updates", "sps")
-    if sps is not None and np.isfinite(sps).any():
-        rows.append(("env steps / s (median of log rows)", _cell(float(np.nanmedian(sps)))))
+    counter("env_steps_per_s", float(np.nanmedian(sps)) if sps is not None and np.isfinite(sps).any() else None,
+            "median of updates.csv rows")
     return rows
 
 
@@ -164,7 +184,7 @@ def _policy_section(run: Run, plots_dir: Path, notes: list[str]) -> str:
         q = load_qtable(run.path)
         env = make_tabular_env(run.path)
         try:
-            png, markdown = policy_report(q, env, plots_dir)
+            png, markdown = policy_report(q, env, plots_dir, learner=variant_name(run.config))
         finally:
             env.close()
     except Exception as exc:  # a report must not fail because one optional view did
@@ -191,12 +211,12 @@ def render_report(run: Run, plot_paths: list[Path], notes: list[str], extra_html
     metrics = summary_metrics(run)
     parts.append('<div class="cols"><div><h2>Final metrics</h2>')
     parts.append(_table(metrics) if metrics else "<p>No metrics logged yet.</p>")
-    if run.meta:
-        info = [(k, _cell(v)) for k, v in flat_config(run.meta).items()]
+    info = [(k, _cell(v)) for k, v in flat_config(run.meta).items() if k.split(".")[0] not in SHOWN_ELSEWHERE]
+    if info:
         parts.append("<h2>Run info (run.json)</h2>" + _table(info))
     parts.append("</div><div><h2>Config</h2>")
     flat = flat_config(run.config)
-    parts.append(f'<div class="config">{_table(flat.items(), ("key", "value"))}</div>' if flat else "<p>No config.yaml.</p>")
+    parts.append(_table(flat.items(), ("key", "value"), css="config") if flat else "<p>No config.yaml.</p>")
     parts.append("</div></div>")
 
     titles = {m.filename: m.title for m in METRICS}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +26,11 @@ __all__ = [
     "load_run",
     "format_value",
     "last_finite",
+    "add_note",
 ]
 
+
+log = logging.getLogger(__name__)
 
 Table = dict[str, np.ndarray]
 
@@ -265,6 +269,13 @@ def format_value(value: Any, spec: str = "g") -> str:
     if isinstance(value, (float, np.floating)):
         return format(float(value), spec)
     return str(value)
+
+
+def add_note(notes: list[str], text: str) -> None:
+    """Append ``text`` to ``notes`` once (and log it at INFO level)."""
+    if text not in notes:
+        notes.append(text)
+        log.info("%s", text)
 
 
 def last_finite(values: np.ndarray | None) -> float | None:

@@ -2,7 +2,7 @@
 plot | compare | policy | record | report (cli/views.py).
 
 User errors (bad config, unknown env, bad checkpoint, ...) print one line ``error: ...`` and exit 2;
-``--debug`` shows the traceback instead.
+``--debug`` (before or after the subcommand) shows the traceback instead.
 """
 from __future__ import annotations
 
@@ -13,12 +13,18 @@ from dqnkit.cli import training, views
 from dqnkit.errors import DqnkitError
 
 
+DEBUG_HELP = "show the traceback of an error instead of its one-line message"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dqnkit", description="DQN-family training, evaluation and analysis.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command")
     training.register(sub)
     views.register(sub)
+    for command in sub.choices.values():  # `dqnkit train --debug` as well as `dqnkit --debug train`
+        # SUPPRESS: a subcommand without --debug leaves the value the main parser set
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     return parser
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -91,7 +92,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from dqnkit.training.checkpoint import find_checkpoint
+    from dqnkit.training.checkpoint import REPLAY_FILE, find_checkpoint
     from dqnkit.config import Config
     from dqnkit.training.trainer import Trainer
     import yaml
@@ -110,6 +111,10 @@ def cmd_resume(args) -> int:
     target = args.steps if args.steps is not None else cfg.total_timesteps
     if not args.quiet:
         print(f"resuming {run_dir} from env step {trainer.env_step} ({ckpt.name}) to {target}", flush=True)
+    if not (ckpt / REPLAY_FILE).is_file():
+        print(f"note: {ckpt.name} holds no replay buffer (the run was trained without --save-replay): the replay "
+              f"buffer starts empty, gradient updates pause until {cfg.batch_size} new transitions are stored, and "
+              "the metrics will differ from an uninterrupted run's", file=sys.stderr, flush=True)
     try:
         result = trainer.learn(target)
     finally:
@@ -124,19 +129,24 @@ def cmd_resume(args) -> int:
 
 def cmd_eval(args) -> int:
     path = Path(args.target)
-    if (path / "tabular.json").is_file():
+    folder = path.parent if path.is_file() else path  # RUN/checkpoints/best/model.safetensors means its folder
+    if (folder / "tabular.json").is_file():
         from dqnkit.tabular import TabularQ
-        learner = TabularQ.load(path)
+        learner = TabularQ.load(folder)
         result = learner.evaluate(args.episodes, seed=args.seed)
+        used = folder
     else:
         from dqnkit.api import DQN
-        model = DQN.load(path, which=args.which)
+        from dqnkit.training.checkpoint import find_checkpoint
+        used = find_checkpoint(path, args.which)
+        model = DQN.load(used)
         result = model.evaluate(args.episodes, seed=args.seed)
         model.close()
     if args.json:
-        print(json.dumps({k: result[k] for k in ("mean_return", "std_return", "episodes", "returns", "lengths")
-                          if k in result}))
+        print(json.dumps({**{k: result[k] for k in ("mean_return", "std_return", "episodes", "returns", "lengths")
+                             if k in result}, "checkpoint": str(used)}))
     else:
+        print(f"checkpoint: {used}")
         print(f"{result['episodes']} greedy episodes: mean return {result['mean_return']:.2f} "
               f"+/- {result['std_return']:.2f}")
     return 0
@@ -150,9 +160,11 @@ def cmd_presets(args) -> int:
             raise DqnkitError("usage: dqnkit presets show NAME (see `dqnkit presets` for names)")
         print(preset_text(args.name), end="")
         return 0
+    from dqnkit.presets.zoo import config_from_zoo
+
     for name in list_presets():
-        values = load_preset(name)
-        print(f"{name:28s} env={values.get('env_id', 'atari')}  steps={values.get('n_timesteps', values.get('total_timesteps', '?'))}")
+        cfg = config_from_zoo(load_preset(name))  # the resolved config: total_timesteps as an int
+        print(f"{name:28s} env={cfg.env_id}  steps={cfg.total_timesteps}")
     return 0
 
 
@@ -216,12 +228,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_resume)
 
-    p = sub.add_parser("eval", help="greedy evaluation of a run, checkpoint or saved model")
-    p.add_argument("target")
+    p = sub.add_parser("eval", help="greedy evaluation of a run (its latest checkpoint, or --which best), a "
+                                   "checkpoint or a saved model",
+                       description="Greedy evaluation. A run folder is evaluated with its latest checkpoint "
+                                   "(checkpoints/index.json's 'latest'; --which best for the best by greedy "
+                                   "evaluation); the checkpoint used is printed first.")
+    p.add_argument("target", help="a run folder (its latest checkpoint, or --which best), a checkpoint folder "
+                                  "(RUN/checkpoints/step_*), a folder written by model.save, a tabular run, "
+                                  "or a file in one of them")
     p.add_argument("--episodes", type=int, default=10)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--which", choices=["latest", "best"], default="latest", help="checkpoint of a run folder")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--seed", type=int, default=None, help="reset seed of the first episode (default: the "
+                                                          "periodic evaluation's)")
+    p.add_argument("--which", choices=["latest", "best"], default="latest",
+                   help="which checkpoint of a run folder: the newest (default) or the best by greedy evaluation")
+    p.add_argument("--json", action="store_true", help="print one JSON object (with the checkpoint used)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("presets", help="list presets, or `presets show NAME`")

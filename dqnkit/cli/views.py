@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
-
-from dqnkit.errors import DqnkitError
 
 
 def write_report_quietly(run_dir: Path, quiet: bool) -> None:
@@ -22,17 +21,12 @@ def write_report_quietly(run_dir: Path, quiet: bool) -> None:
 
 
 def build_report(run_dir: Path) -> Path:
-    from dqnkit.analysis.report import write_report
-
-    policy = None
-    if not (run_dir / "tabular.json").is_file():
-        try:
-            from dqnkit.analysis.policy import policy_report
-            q_table, env = q_table_of_run(run_dir)
-            policy = policy_report(q_table, env, run_dir / "plots")
-        except DqnkitError:
-            policy = None  # not a grid world: no policy section
-    return write_report(run_dir, policy=policy)
+    """plots/ and report.html of a run folder: tabular runs without torch, DQN runs with their greedy policy."""
+    if (run_dir / "tabular.json").is_file():
+        from dqnkit.analysis.report import write_report
+        return write_report(run_dir)
+    from dqnkit.api import write_run_report
+    return write_run_report(run_dir)
 
 
 def cmd_plot(args) -> int:
@@ -49,18 +43,26 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def default_compare_dir(runs: list[Path]) -> Path:
+    """``comparison/`` in the folder that holds the runs (their common parent), not in the current folder."""
+    parents = [str(Path(r).resolve().parent) for r in runs]
+    return Path(os.path.commonpath(parents)) / "comparison"
+
+
 def cmd_compare(args) -> int:
     from dqnkit.analysis.plots import compare_runs
 
-    out = Path(args.out) if args.out else Path("comparison")
     from dqnkit.population.folder import expand_runs
 
-    result = compare_runs(expand_runs([Path(r) for r in args.runs]), group_by=args.group_by, out_dir=out)
-    table = out / "comparison.md"
-    if table.is_file():
-        print(table.read_text())
-    print(f"written to {out}")
-    return 0 if result is not None else 1
+    runs = expand_runs([Path(r) for r in args.runs])
+    out = Path(args.out) if args.out else default_compare_dir(runs)
+    result = compare_runs(runs, group_by=args.group_by, out_dir=out)
+    print(result["markdown"])
+    for warning in result["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"comparison written to {out}/ (comparison.md, comparison.csv, "
+          f"{', '.join(p.name for p in result['plots'])})")
+    return 0
 
 
 def cmd_report(args) -> int:
@@ -83,16 +85,45 @@ def q_table_of_run(run: Path) -> tuple[np.ndarray, object]:
         model.close()
 
 
-def cmd_policy(args) -> int:
-    """The greedy policy of a grid-world agent, tabular or DQN: arrows over a Q-value heatmap (policy.png),
-    the Q-values of key states with the best action marked, and the greedy path from the start."""
-    from dqnkit.analysis.policy import policy_report
+def learner_name(run: Path) -> str:
+    """"Tabular Q-learning", "DQN", "Double DQN", ...: the learner of a run, from its config.yaml."""
+    import yaml
 
-    run = Path(args.run)
-    q_table, env = q_table_of_run(run)
-    png, markdown = policy_report(q_table, env, Path(args.out) if args.out else run / "plots")
-    print(markdown)
-    print(f"policy plot: {png}")
+    from dqnkit.analysis.groups import variant_name
+
+    config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else None
+    if isinstance(config, dict):
+        return variant_name(config)
+    return "Tabular Q-learning" if (run / "tabular.json").is_file() else "DQN"
+
+
+def cmd_policy(args) -> int:
+    """The greedy policy of grid-world agents, tabular or DQN: arrows over a Q-value heatmap (policy.png),
+    the Q-values of key states with the best action marked, and the greedy path from the start. Several runs
+    share one colour scale, so that their pictures can be compared."""
+    from dqnkit.analysis.grid_layout import grid_layout
+    from dqnkit.analysis.policy import policy_report, shared_scale
+
+    runs = [Path(r) for r in args.runs]
+    loaded = []
+    for run in runs:
+        q_table, env = q_table_of_run(run)
+        loaded.append((run, q_table, env, grid_layout(env)))
+    vmin, vmax = args.vmin, args.vmax
+    if len(runs) > 1 and (vmin is None or vmax is None):
+        low, high = shared_scale([(q, layout) for _, q, _, layout in loaded])
+        vmin, vmax = (low if vmin is None else vmin), (high if vmax is None else vmax)
+    for run, q_table, env, layout in loaded:
+        out = Path(args.out) / (run.name if len(runs) > 1 else "") if args.out else run / "plots"
+        png, markdown = policy_report(q_table, env, out, layout=layout, learner=learner_name(run), vmin=vmin,
+                                      vmax=vmax)
+        env.close()
+        print(markdown)
+        print(f"policy plot: {png}")
+    if vmin is not None or vmax is not None:
+        shared = f", shared by the {len(runs)} pictures" if len(runs) > 1 else ""
+        ends = ["auto" if v is None else f"{v:.4g}" for v in (vmin, vmax)]
+        print(f"colour scale: max Q(s, a) from {ends[0]} to {ends[1]}{shared}")
     return 0
 
 
@@ -121,14 +152,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("compare", help="overlay runs grouped by config, with a table of final returns")
-    p.add_argument("runs", nargs="+")
-    p.add_argument("--group-by")
-    p.add_argument("--out")
+    p.add_argument("runs", nargs="+", help="run folders; the seeds of one setting form a group")
+    p.add_argument("--group-by", metavar="KEY",
+                   help="one group per value of this config key (e.g. double_q, learning_rate, "
+                        "policy_kwargs.net_arch); default: runs whose configs differ only in seed and "
+                        "output folder form a group")
+    p.add_argument("--out", help="folder for the plots and tables (default: comparison/ beside the runs, in "
+                                 "their common parent folder)")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("policy", help="greedy policy arrows and key-state Q-values (grid envs)")
-    p.add_argument("run")
-    p.add_argument("--out")
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="tabular or DQN run folders on a grid env; several share one colour scale")
+    p.add_argument("--out", help="folder for policy.png (default RUN/plots; with several runs OUT/RUN_NAME)")
+    p.add_argument("--vmin", type=float, help="value at the bottom of the colour scale (default: the smallest "
+                                              "max Q(s, a) drawn, over all the runs given)")
+    p.add_argument("--vmax", type=float, help="value at the top of the colour scale (default: the largest)")
     p.set_defaults(func=cmd_policy)
 
     p = sub.add_parser("record", help="record MP4/GIF videos of the greedy agent")

@@ -170,6 +170,7 @@ class TrainingEnvs:
         self.input_scale = input_scale(self.observation_space, cfg.policy_kwargs.get("normalize_images", True))
         # the space before one-hot encoding: the Python API encodes raw Discrete states the same way
         self.raw_observation_space = first.unwrapped.observation_space
+        self.env_name = source if isinstance(source, str) else "this env"
 
     def make_one(self, seed: int | None = None, render_mode: str | None = None, evaluation: bool = False) -> gym.Env:
         """One env of this run: ``evaluation`` gives the unclipped rewards and no life-loss signal (Atari)."""
@@ -211,11 +212,21 @@ class TrainingEnvs:
         encoded as in training; an observation of the training shape gets a batch axis."""
         arr = np.asarray(obs)
         raw = self.raw_observation_space
+        shape = tuple(self.obs_shape)
         if isinstance(raw, gym.spaces.Discrete) and arr.dtype.kind in "iu":
+            low, high = int(raw.start), int(raw.start) + int(raw.n) - 1
+            if arr.size and (arr.min() < low or arr.max() > high):
+                raise EnvError(f"state {arr.min() if arr.min() < low else arr.max()} is outside {self.env_name}'s "
+                               f"observation space {raw}; pass a state index from {low} to {high}")
             return one_hot(np.atleast_1d(arr), int(raw.n), int(raw.start)), arr.ndim == 0
-        if arr.shape == tuple(self.obs_shape):
+        if arr.shape == shape:
             return arr[None], True
-        return arr, False
+        if arr.ndim == len(shape) + 1 and arr.shape[1:] == shape:
+            return arr, False
+        states = f", a state index from {int(raw.start)} to {int(raw.start) + int(raw.n) - 1}" \
+            if isinstance(raw, gym.spaces.Discrete) else ""
+        raise EnvError(f"observation of shape {arr.shape} does not fit {self.env_name}: pass one observation of shape "
+                       f"{shape}{states} or a batch of shape (B, {', '.join(map(str, shape))})")
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Each env's RNG state at the start of its episode and the actions taken since (JSON)."""

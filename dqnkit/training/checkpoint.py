@@ -31,7 +31,7 @@ from safetensors.torch import save_file as torch_save_file
 
 from dqnkit import __version__
 from dqnkit.errors import CheckpointError
-from dqnkit.runfolder import CHECKPOINTS_DIR, fsync_dir, write_json_atomic
+from dqnkit.runfolder import CHECKPOINTS_DIR, fsync_dir, umask_mode, write_json_atomic
 
 FORMAT_VERSION = 1
 MODEL_FILE, REPLAY_FILE, STATE_FILE, INDEX_FILE = "model.safetensors", "replay.safetensors", "state.json", "index.json"
@@ -105,11 +105,10 @@ def save_checkpoint(directory: Path, tensors: dict[str, torch.Tensor], state: di
         with open(tmp / STATE_FILE, "w") as fh:
             json.dump(state, fh, indent=1)
         for name in os.listdir(tmp):
+            umask_mode(tmp / name)  # safetensors writes 0600; every file gets the umask's mode, as state.json
             with open(tmp / name, "rb") as fh:
                 os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; a checkpoint folder gets the umask's mode
+        umask_mode(tmp, 0o777)  # mkdtemp makes it 0700; a checkpoint folder gets the umask's mode
         if directory.exists():
             old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
             os.replace(directory, old)
@@ -206,11 +205,18 @@ class CheckpointIndex:
         return self.root / name if name else None
 
 
+KINDS_OF_FOLDER = ("a run folder made by `dqnkit train` (runs/ENV__sSEED__TIME), one of its checkpoint folders "
+                   "(RUN/checkpoints/step_* or RUN/checkpoints/best), or a folder written by model.save")
+
+
 def find_checkpoint(path: str | Path, which: str = "latest") -> Path:
-    """Accept a run folder (-> its latest/best checkpoint), a checkpoint folder, or a saved model folder."""
+    """Accept a run folder (-> its latest/best checkpoint), a checkpoint folder, or a saved model folder; a file
+    inside one of them (``RUN/checkpoints/best/model.safetensors``, ``RUN/config.yaml``) means its folder."""
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"{path} does not exist; pass a run folder (e.g. runs/CartPole-v1_...) or a checkpoint folder")
+        raise CheckpointError(f"{path} does not exist; pass {KINDS_OF_FOLDER}")
+    if path.is_file():
+        path = path.parent
     if (path / STATE_FILE).is_file() or (path / MODEL_FILE).is_file():
         return path
     if (path / "checkpoints").is_dir():
@@ -223,8 +229,8 @@ def find_checkpoint(path: str | Path, which: str = "latest") -> Path:
             return chosen
         raise CheckpointError(f"run {path} has no checkpoint yet; train it longer (checkpoints are written every "
                               "checkpoint_freq env steps and at the end)")
-    raise CheckpointError(f"{path} is neither a dqnkit run folder nor a checkpoint (no checkpoints/ or {STATE_FILE}); "
-                          "pass the folder `dqnkit train` created")
+    raise CheckpointError(f"{path} holds no dqnkit model (no checkpoints/ folder, {STATE_FILE} or {MODEL_FILE}); "
+                          f"pass {KINDS_OF_FOLDER}")
 
 
 def check_compatible(state: dict, signature: dict, where: Path | str, env_id: str | None = None) -> None:

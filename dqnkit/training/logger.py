@@ -176,14 +176,14 @@ class _Rich:
                           TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn())
         self.task = self.p.add_task("train", total=total, completed=start, info="")
         self.p.start()
-        self.last = 0.0
+        self.last, self.total = 0.0, total
 
     def update(self, step: int, recent: float, eps: float, sps: float) -> None:
         self.show(step, progress_text(recent, eps, sps))
 
     def show(self, step: int, info: str) -> None:
         now = time.monotonic()
-        if now - self.last < 0.2:
+        if now - self.last < 0.2 and step < self.total:  # the last update always shows: the bar ends full
             return
         self.last = now
         self.p.update(self.task, completed=step, info=info)
@@ -195,9 +195,50 @@ class _Rich:
         self.p.stop()
 
 
+class _Notebook:
+    """A text bar updated in place in a Jupyter cell, through IPython's display handles (no widgets needed)."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int, start: int):
+        from IPython.display import Pretty, display
+        self.pretty, self.total, self.t0, self.last, self.step = Pretty, total, time.monotonic(), 0.0, start
+        self.handle = display(Pretty(self._text(start, "")), display_id=True)
+
+    def _text(self, step: int, info: str) -> str:
+        done = int(self.WIDTH * min(1.0, step / self.total)) if self.total > 0 else self.WIDTH
+        elapsed = int(time.monotonic() - self.t0)
+        return (f"train [{'#' * done}{'.' * (self.WIDTH - done)}] {step}/{self.total}  {info}  "
+                f"{elapsed // 60}:{elapsed % 60:02d}")
+
+    def update(self, step: int, recent: float, eps: float, sps: float) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.5 and step < self.total:
+            return
+        self.last, self.step = now, step
+        self.handle.update(self.pretty(self._text(step, f"return(100) {recent:.1f}  eps {eps:.3f}  {sps:.0f} steps/s")))
+
+    def message(self, text: str) -> None:
+        print(text, flush=True)
+
+    def close(self) -> None: ...
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter (IPython kernel) cell, where stdout is no TTY but output shows as it comes."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
 def make_progress(verbosity: str, total: int, start: int = 0):
-    if verbosity == "quiet":
-        return _Quiet()
-    if verbosity == "rich" or (verbosity == "auto" and sys.stdout.isatty()):
+    """"quiet" | "plain" (a line every 10%) | "rich" (a bar) | "auto" (a bar in a terminal or a notebook, lines
+    otherwise: ``dqnkit train``) | "interactive" (a bar in a terminal or a notebook, nothing otherwise: ``DQN``)."""
+    interactive = verbosity in ("auto", "interactive")
+    if interactive and in_notebook():
+        return _Notebook(total, start)
+    if verbosity == "rich" or (interactive and sys.stdout.isatty()):
         return _Rich(total, start)
+    if verbosity in ("quiet", "interactive"):
+        return _Quiet()
     return _Plain(total)

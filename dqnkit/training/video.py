@@ -1,6 +1,9 @@
-"""Videos of an agent: MP4 via Gymnasium's RecordVideo (moviepy), plus a GIF for READMEs (imageio).
+"""Videos of an agent: one MP4 per episode (H.264 through imageio-ffmpeg) plus a GIF for READMEs (imageio).
 
-Both libraries are optional (``pip install "dqnkit[video]"``) and imported only here.
+Both are optional (``pip install "dqnkit[video]"``) and imported only here. Frames come from the env's
+``rgb_array`` render: the reset frame, then one per step, at the env's ``render_fps`` (30 when it has none).
+imageio-ffmpeg ships its own ffmpeg binary, and neither library pins Pillow (moviepy, which Gymnasium's
+RecordVideo needs, caps it below 12).
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from dqnkit.learner.explore import epsilon_greedy
 def require_video() -> None:
     try:
         import imageio  # noqa: F401
-        import moviepy  # noqa: F401
+        import imageio_ffmpeg  # noqa: F401
     except ImportError as exc:
         raise DqnkitError(f"recording videos needs {exc.name}; install it with: pip install \"dqnkit[video]\"") from None
 
@@ -28,33 +31,38 @@ def record_episodes(q_values: Callable[[np.ndarray], np.ndarray], make_env: Call
     """Play ``episodes`` epsilon-greedy episodes; write ``{prefix}-episode-K.mp4`` (and ``{prefix}.gif``)."""
     require_video()
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # render off-screen: no display needed
-    import gymnasium as gym
     import imageio
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    base = make_env(render_mode="rgb_array")
-    env = gym.wrappers.RecordVideo(base, str(out_dir), episode_trigger=lambda _: True, name_prefix=prefix,
-                                   disable_logger=True)
+    env = make_env(render_mode="rgb_array")
+    fps = int(env.metadata.get("render_fps") or 30)
     rng = np.random.default_rng(seed)
-    n_actions = int(base.action_space.n)
+    n_actions = int(env.action_space.n)
     frames: list[np.ndarray] = []
+    paths = []
     try:
         for ep in range(episodes):
-            obs, _ = env.reset(seed=seed + ep)
-            if ep == 0 and gif:
-                frames.append(base.render())
-            done = False
-            while not done:
-                greedy = np.array([int(np.argmax(q_values(obs)))])
-                action = int(epsilon_greedy(greedy, epsilon, n_actions, rng)[0])
-                obs, _, term, trunc, _ = env.step(action)
-                done = term or trunc
-                if ep == 0 and gif and len(frames) < max_gif_frames:
-                    frames.append(base.render())
+            path = out_dir / f"{prefix}-episode-{ep}.mp4"
+            # macro_block_size 2: H.264 in yuv420p needs even sides (an odd side is scaled up by one pixel)
+            with imageio.get_writer(path, format="FFMPEG", fps=fps, codec="libx264", macro_block_size=2,
+                                    ffmpeg_log_level="error") as writer:
+                obs, _ = env.reset(seed=seed + ep)
+                done = False
+                while True:
+                    frame = env.render()
+                    writer.append_data(frame)
+                    if ep == 0 and gif and len(frames) < max_gif_frames:
+                        frames.append(frame)
+                    if done:
+                        break
+                    greedy = np.array([int(np.argmax(q_values(obs)))])
+                    action = int(epsilon_greedy(greedy, epsilon, n_actions, rng)[0])
+                    obs, _, term, trunc, _ = env.step(action)
+                    done = term or trunc
+            paths.append(path)
     finally:
         env.close()
-    paths = [out_dir / f"{prefix}-episode-{ep}.mp4" for ep in range(episodes)]
     if gif and frames:
         gif_path = out_dir / f"{prefix}.gif"
         imageio.mimsave(gif_path, frames[::2] if len(frames) > 200 else frames, duration=1 / 25, loop=0)

@@ -10,7 +10,7 @@ import pytest
 
 from dqnkit.errors import CheckpointError, EnvError
 from dqnkit.analysis.grid_layout import GridLayout, grid_layout, load_qtable
-from dqnkit.analysis.policy import draw_policy, greedy_path, key_states_table, policy_report
+from dqnkit.analysis.policy import draw_policy, greedy_path, key_states_table, policy_report, shared_scale
 
 GAMMA = 0.9
 
@@ -189,3 +189,41 @@ def test_errors_for_unknown_env_and_missing_qtable(tmp_path):
         grid_layout(object())
     with pytest.raises(CheckpointError, match="qtable.safetensors"):
         load_qtable(tmp_path)
+
+
+def test_key_states_say_obstacle_and_the_title_names_the_learner(tmp_path):
+    import dqnkit.envs  # noqa: F401  (registers GridWorld-v0)
+
+    env = gym.make("GridWorld-v0")
+    u = env.unwrapped
+    q = value_iteration_from_model(u.P, u.observation_space.n, u.action_space.n)
+    _, markdown = policy_report(q, env, tmp_path, learner="DQN")
+    assert markdown.startswith("## Greedy policy of DQN - GridWorld-v0\n")
+    lines = markdown.splitlines()
+    obstacle = next(line for line in lines if line.startswith("| Obstacle (1, 2)"))
+    assert obstacle.rstrip(" |").endswith("| obstacle") and "terminal" not in obstacle
+    assert next(line for line in lines if line.startswith("| Goal")).rstrip(" |").endswith("terminal")
+    _, tabular = policy_report(q, env, tmp_path, learner="Tabular Q-learning")
+    assert tabular.startswith("## Greedy policy of Tabular Q-learning - GridWorld-v0\n")
+
+
+def test_shared_scale_is_one_colour_scale_for_several_pictures(tmp_path):
+    import dqnkit.envs  # noqa: F401
+
+    env = gym.make("GridWorld-v0")
+    layout = grid_layout(env)
+    q_a = np.random.default_rng(0).random((25, 4))
+    q_b = 3 * q_a - 1
+    q_b[24] = 100.0  # the goal's row is never coloured (terminal), so it must not stretch the scale
+    coloured = [layout.to_state((r, c)) for r in range(5) for c in range(5)
+                if (r, c) not in layout.terminal_cells and (r, c) not in layout.obstacles]
+    low = min(q_a[coloured].max(axis=1).min(), q_b[coloured].max(axis=1).min())
+    high = max(q_a[coloured].max(axis=1).max(), q_b[coloured].max(axis=1).max())
+    assert shared_scale([(q_a, layout), (q_b, layout)]) == pytest.approx((low, high))
+    # drawn on one scale, the colour bars (the right-hand strip) are the same picture; on their own, they differ
+    images = {}
+    for name, q, scale in (("a", q_a, (low, high)), ("b", q_b, (low, high)), ("b_alone", q_b, (None, None))):
+        png, _ = policy_report(q, env, tmp_path / name, title="same title", vmin=scale[0], vmax=scale[1])
+        images[name] = mpimg.imread(png)[:, -100:]
+    assert np.array_equal(images["a"], images["b"])
+    assert not np.array_equal(images["a"], images["b_alone"])

@@ -310,6 +310,7 @@ def test_report_for_tabular_frozenlake_run_has_policy_and_notes(tmp_path):
     notes: list[str] = []
     page = write_report(folder, notes=notes).read_text()
     assert "Greedy policy" in page and (folder / "plots" / "policy.png").is_file()
+    assert "Greedy policy of Tabular Q-learning - FrozenLake-v1" in page  # which learner made the picture
     policy_b64 = base64.b64encode((folder / "plots" / "policy.png").read_bytes()).decode()
     assert f"data:image/png;base64,{policy_b64}" in page
     assert "loops" in page  # "always right" walks into the wall at (0, 3)
@@ -357,3 +358,45 @@ def test_report_embeds_a_policy_given_by_the_caller_and_extra_pngs(tmp_path):
     page = write_report(folder, policy=(png, markdown)).read_text()
     assert "Greedy policy" in page and "<table><tr><th>state</th>" in page
     assert page.count(f"data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}") == 2
+
+
+def _metrics(folder: Path) -> dict[str, str]:
+    from dqnkit.analysis.report import summary_metrics
+    return dict(summary_metrics(load_run(folder)))
+
+
+def test_report_takes_each_figure_from_one_source(tmp_path):
+    folder = make_run(tmp_path / "r")
+    last_episode = int(load_run(folder).column("episodes", "env_step")[-1])
+    last_update_row = int(load_run(folder).column("updates", "update")[-1])
+    info = {"status": "finished", "env_step": last_episode + 37, "episodes": 150, "updates": last_update_row + 12,
+            "env_steps_per_s": 1234.5, "dqnkit": "0.1.0", "device": "cpu",
+            "last_eval": {"mean_return": 30.0, "std_return": 1.5, "env_step": last_episode + 37}}
+    (folder / "run.json").write_text(json.dumps(info))
+    metrics = _metrics(folder)
+    # the run's counters (run.json), not the last CSV rows, which lag behind them
+    assert metrics["env steps"] == f"{last_episode + 37:,}"
+    assert metrics["gradient updates"] == f"{last_update_row + 12:,}"
+    assert metrics["episodes"] == "150" and metrics["env steps / s"] == "1,234.5"
+    page = write_report(folder).read_text()
+    run_info = page.split("Run info (run.json)</h2>", 1)[1].split("</table>", 1)[0]
+    assert "<th>device</th>" in run_info and "<th>dqnkit</th>" in run_info
+    for shown_in_final_metrics in ("env_step", "episodes", "updates", "env_steps_per_s", "last_eval"):
+        assert f"<th>{shown_in_final_metrics}" not in run_info, shown_in_final_metrics
+    # no run.json, or a run still running: the CSV files, saying which row the figure comes from
+    info["status"] = "running"
+    (folder / "run.json").write_text(json.dumps(info))
+    for metrics in (_metrics(folder), _metrics(make_run(tmp_path / "no_info"))):
+        assert metrics["env steps (at the last finished episode)"] == f"{last_episode:,}"
+        assert metrics["gradient updates (at the last updates.csv row)"] == f"{last_update_row:,}"
+        assert "env steps" not in metrics and "gradient updates" not in metrics
+
+
+def test_report_shows_the_whole_config_without_a_scroll_box(tmp_path):
+    folder = make_run(tmp_path / "r")
+    page = write_report(folder).read_text()
+    style = page.split("<style>", 1)[1].split("</style>", 1)[0]
+    assert "overflow" not in style and "max-height" not in style
+    config = page.split("<h2>Config</h2>", 1)[1].split("</table>", 1)[0]
+    for key in yaml.safe_load((folder / "config.yaml").read_text()):
+        assert f"<th>{key}" in config, key

@@ -3,6 +3,7 @@ import base64
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,3 +148,38 @@ def test_report_renders_in_headless_chromium(cli, runs, tmp_path):
     flat = (img[..., :3] * 255).astype(np.uint8).reshape(-1, 3)
     assert len(np.unique(flat[::37], axis=0)) > 50
     assert img[..., :3].std() > 0.05
+
+
+def test_compare_writes_beside_the_runs_and_warns_about_few_seeds(cli, runs, tmp_path):
+    r = cli("compare", runs["dqn0"], runs["dqn1"], runs["double0"], runs["double1"], "--group-by", "double_q",
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert not (tmp_path / "comparison").exists()  # not into the current folder
+    out = runs["root"] / "comparison"
+    assert (out / "comparison.md").is_file() and (out / "compare_train_return.png").is_file()
+    assert f"comparison written to {out}/" in r.stdout
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 2 and all("has 2 seeds: below 5 seeds the IQM" in w for w in warnings), r.stderr
+    assert "**Warning:** 'double_q=False' has 2 seeds" in (out / "comparison.md").read_text()
+
+
+def test_policy_pictures_of_two_learners_name_them_and_share_a_scale(cli, runs, tmp_path):
+    from dqnkit.analysis.grid_layout import grid_layout, load_qtable
+    from dqnkit.analysis.policy import heatmap_values
+    from dqnkit.api import DQN
+    dqn_run = tmp_path / "dqn_grid"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "v0.1.0" / "dqn_gridworld_v010", dqn_run)
+    r = cli("policy", runs["tab"], dqn_run, "--out", tmp_path / "pics")
+    assert r.returncode == 0, r.stderr
+    assert "## Greedy policy of Tabular Q-learning - GridWorld-v0" in r.stdout
+    assert "## Greedy policy of DQN - GridWorld-v0" in r.stdout
+    assert (tmp_path / "pics" / "tab" / "policy.png").is_file() and (tmp_path / "pics" / "dqn_grid" / "policy.png").is_file()
+    model = DQN.load(dqn_run)
+    env = model.make_eval_env()
+    values = np.concatenate([heatmap_values(q, grid_layout(env)).ravel()
+                             for q in (load_qtable(runs["tab"]), model.q_table())])
+    low, high = np.nanmin(values), np.nanmax(values)
+    assert f"colour scale: max Q(s, a) from {low:.4g} to {high:.4g}, shared by the 2 pictures" in r.stdout
+    r = cli("policy", runs["tab"], dqn_run, "--out", tmp_path / "fixed", "--vmin", "-5", "--vmax", "5")
+    assert r.returncode == 0 and "from -5 to 5, shared by the 2 pictures" in r.stdout, r.stderr
+    assert "| obstacle |" in r.stdout and "| terminal |" in r.stdout  # GridWorld's key states: obstacle, goal

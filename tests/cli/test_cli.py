@@ -1,6 +1,7 @@
 """The CLI end to end, in subprocesses, on small budgets."""
 import csv
 import json
+import re
 
 import pytest
 
@@ -128,6 +129,8 @@ def test_tabular_cli_solves_gridworld(cli, tmp_path):
     assert "greedy mean return 3.00" in r.stdout
     r = cli("eval", tmp_path / "tab", "--json", "--episodes", "3")
     assert json.loads(r.stdout)["mean_return"] == pytest.approx(3.0)
+    r = cli("eval", tmp_path / "tab" / "qtable.safetensors", "--json", "--episodes", "1")  # a file: its folder
+    assert json.loads(r.stdout)["checkpoint"] == str(tmp_path / "tab"), r.stderr
 
 
 def test_tabular_cli_frozenlake_not_slippery(cli, tmp_path):
@@ -135,3 +138,40 @@ def test_tabular_cli_frozenlake_not_slippery(cli, tmp_path):
             "--out", tmp_path / "fl")
     assert r.returncode == 0, r.stderr
     assert "greedy mean return 1.00" in r.stdout
+
+
+def test_debug_works_after_the_subcommand_too(cli, tmp_path):
+    for args in (("train", "--env", "Pendulum-v1", "--quiet", "--debug"), ("eval", tmp_path / "nope", "--debug")):
+        r = cli(*args)
+        assert r.returncode != 0 and "Traceback" in r.stderr, r.stderr
+    assert "--debug" in cli("train", "--help").stdout
+
+
+def test_presets_list_gives_the_steps_as_the_configs_integers(cli):
+    from dqnkit.presets import list_presets, load_preset
+    from dqnkit.presets.zoo import config_from_zoo
+    r = cli("presets")
+    assert r.returncode == 0, r.stderr
+    listed = dict(line.split()[0:1] + [line.rsplit("steps=", 1)[1]] for line in r.stdout.splitlines())
+    assert listed == {name: str(config_from_zoo(load_preset(name)).total_timesteps) for name in list_presets()}
+    assert listed["CartPole-v1"] == "50000"  # the zoo file writes !!float 5e4
+    # the words a newcomer reads name tutorials and papers, not the project's internal seed notebooks
+    texts = [cli("--help").stdout, cli("presets", "show", "GridWorld-v0").stdout]
+    assert not any(re.search(r"seeds?\W+0\d\d|seeds' ", text) for text in texts), texts
+
+
+def test_eval_says_which_checkpoint_it_uses(cli, tiny_run):
+    text = cli("eval", "--help").stdout
+    assert "latest checkpoint" in " ".join(text.split()) and "--which best" in " ".join(text.split())
+    assert "latest checkpoint" in " ".join(cli("--help").stdout.split())
+    r = cli("eval", tiny_run, "--episodes", "1")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == f"checkpoint: {tiny_run / 'checkpoints' / 'step_0000000600'}"
+    r = cli("eval", tiny_run, "--episodes", "1", "--which", "best", "--json")
+    assert json.loads(r.stdout)["checkpoint"] == str(tiny_run / "checkpoints" / "best")
+
+
+def test_compare_group_by_has_help(cli):
+    text = " ".join(cli("compare", "--help").stdout.split())
+    assert "--group-by KEY one group per value of this config key" in text
+    assert "comparison/ beside the runs" in text

@@ -82,6 +82,8 @@ def test_resume_cli_continues_to_more_steps(cli, tmp_path):
     r = cli("resume", run, "--steps", "1200", "--quiet")
     assert r.returncode == 0, r.stderr
     assert read(run / "eval.csv")[-1]["env_step"] == "1200"
+    # trained without --save-replay: resume says what that means, even with --quiet
+    assert "replay buffer starts empty" in r.stderr and "--save-replay" in r.stderr
 
 
 class _RewardBlowsUp:
