@@ -85,6 +85,24 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return m, math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
 
 
+def iqm_ci(values: Sequence[float]) -> dict[str, Any]:
+    """n, mean, IQM and the 95% percentile-bootstrap CI of the mean (dqnkit.analysis.stats) of ``values``."""
+    from dqnkit.analysis.stats import bootstrap_ci, iqm
+    vals = [float(v) for v in values]
+    if not vals:
+        return {"n": 0, "mean": math.nan, "iqm": math.nan, "ci": [math.nan, math.nan]}
+    lo, hi = bootstrap_ci(vals)
+    return {"n": len(vals), "mean": sum(vals) / len(vals), "iqm": iqm(vals), "ci": [lo, hi]}
+
+
+def fmt_iqm_ci(stats: dict[str, Any], digits: int = 1) -> str:
+    """``IQM [ci low, ci high]`` as the tables print it."""
+    if not stats["n"]:
+        return "-"
+    lo, hi = stats["ci"]
+    return f"{stats['iqm']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
 def fmt(x: Any, digits: int = 1) -> str:
     if x is None:
         return "-"

@@ -11,9 +11,16 @@ published target, pass (mean over seeds >= target) and how many seeds pass alone
 Targets (rl-zoo benchmark, DQN): CartPole-v1 500 at 5e4; Acrobot-v1 -77 at 1e5; MountainCar-v0 -101 at 1.2e5;
 LunarLander 155 at 1e5 (published for LunarLander-v2; the preset runs Gymnasium's LunarLander-v3).
 
-Full run (4 presets x 3 seeds; LunarLander and Acrobot train one update per env step, so expect hours on 2 cores):
+Full run through the population trainer (``--population``: all seeds of a preset as one population in one
+process, each member an ordinary run folder; then each member's final and best models are loaded and
+evaluated as above), 10 seeds:
 
-    python benchmarks/presets.py --seeds 0 1 2 --jobs 1
+    python benchmarks/presets.py --population --seeds 0 1 2 3 4 5 6 7 8 9
+
+One single run per preset and seed instead (LunarLander and Acrobot train one update per env step, so expect
+hours on 2 cores):
+
+    python benchmarks/presets.py --seeds 0 1 2 3 4 --jobs 1
 
 Smoke test (seed 0 only unless --seeds, 300 env steps per run, 2 eval episodes; pass/fail meaningless):
 
@@ -74,6 +81,42 @@ def worker(args: argparse.Namespace) -> None:
                       "run_dir": str(run_dir.relative_to(C.REPO_DIR))}))
 
 
+def worker_population(args: argparse.Namespace) -> None:
+    """All seeds of one preset as one population; then each member evaluated like a single run."""
+    from dqnkit import DQN
+    from dqnkit.presets import load_preset
+    root = C.RUNS_DIR / ("smoke" if args.smoke else "") / "presets-population" / args.worker
+    if root.exists():
+        shutil.rmtree(root)
+    values = load_preset(args.worker)
+    values.update(SMOKE if args.smoke else {})
+    if args.smoke:
+        values["learning_starts"] = 100
+    env = values.pop("env_id")
+    values["torch_threads"] = 1
+    t0 = time.perf_counter()
+    members = DQN.population(env, seeds=args.seeds, run_dir=root, **values).learn()
+    train_wall = time.perf_counter() - t0
+    episodes = SMOKE_EVAL_EPISODES if args.smoke else EVAL_EPISODES
+    records = []
+    for member in members:
+        evals = {}
+        for which in ("latest", "best"):
+            model = DQN.load(member["run_dir"], which=which)
+            evals[which] = model.evaluate(episodes, seed=EVAL_SEED)
+            steps = model.num_timesteps if which == "latest" else None
+            model.close()
+            if which == "latest":
+                env_steps = steps
+        records.append({"preset": args.worker, "seed": member["seed"], "budget": int(values["total_timesteps"]),
+                          "env_steps": env_steps, "final_mean": evals["latest"]["mean_return"],
+                          "final_std": evals["latest"]["std_return"], "returns": evals["latest"]["returns"],
+                          "best_mean": evals["best"]["mean_return"], "population": len(members),
+                          "train_wall_s": round(train_wall, 2), "wall_s": round(train_wall / len(members), 2),
+                          "run_dir": str(Path(member["run_dir"]).resolve().relative_to(C.REPO_DIR))})
+    print(json.dumps({"preset": args.worker, "members": records}))
+
+
 def _best_mean(mine: dict, seeds: list[int]) -> str:
     bests = [mine[s]["best_mean"] for s in seeds if s in mine and "best_mean" in mine[s]]
     if not bests:
@@ -84,7 +127,8 @@ def _best_mean(mine: dict, seeds: list[int]) -> str:
 
 def summarize(names: list[str], seeds: list[int], runs: list[dict], smoke: bool) -> tuple[str, list[dict]]:
     header = ["preset", "budget (env steps)"] + [f"seed {s}" for s in seeds] + \
-             ["mean ± std", "rl-zoo target", "pass", "seeds ≥ target", "best-checkpoint mean", "wall s / run"]
+             ["mean ± std", "IQM [95% CI]", "rl-zoo target", "pass", "seeds ≥ target", "best-checkpoint mean",
+              "best IQM [95% CI]", "wall s / run"]
     rows, summary = [], []
     for name in names:
         mine = {r["seed"]: r for r in runs if r.get("preset") == name and "error" not in r}
@@ -95,21 +139,25 @@ def summarize(names: list[str], seeds: list[int], runs: list[dict], smoke: bool)
         n_pass = sum(f >= target for f in finals) if target is not None else None
         walls = [mine[s]["wall_s"] for s in seeds if s in mine]
         budget = next(iter(mine.values()))["budget"] if mine else "-"
+        bests = [mine[s]["best_mean"] for s in seeds if s in mine]
+        final_stats, best_stats = C.iqm_ci(finals), C.iqm_ci(bests)
         rows.append([name, budget] + [mine[s]["final_mean"] if s in mine else "failed" for s in seeds] +
-                    [f"{m:.1f} ± {sd:.1f}" if finals else "-",
+                    [f"{m:.1f} ± {sd:.1f}" if finals else "-", C.fmt_iqm_ci(final_stats),
                      f"{target:g} at {at:,}" if target is not None else "-",
                      "-" if passed is None else ("PASS" if passed else "FAIL"),
                      f"{n_pass}/{len(finals)}" if n_pass is not None else "-",
-                     _best_mean(mine, seeds),
+                     _best_mean(mine, seeds), C.fmt_iqm_ci(best_stats),
                      C.mean_std(walls)[0] if walls else "-"])
         summary.append({"preset": name, "budget": budget, "finals": finals, "mean": m, "std": sd,
                         "target": target, "target_env_steps": at, "pass": passed, "seeds_passing": n_pass,
+                        "final_stats": final_stats, "best_stats": best_stats, "bests": bests,
                         "mean_wall_s": C.mean_std(walls)[0] if walls else None})
     note = ("\n\nSMOKE RUN: budgets shrunk to 300 env steps; pass/fail is meaningless.\n" if smoke else "\n")
     text = C.markdown_table(header, rows) + note + \
         f"Final greedy mean over {SMOKE_EVAL_EPISODES if smoke else EVAL_EPISODES} episodes (reset seeds from " \
-        f"{EVAL_SEED}); mean ± sample std over seeds; pass = mean over seeds >= target. Best checkpoint: the model \n" \
-        "saved at the run's highest periodic evaluation, re-evaluated the same way.\n"
+        f"{EVAL_SEED}); mean ± sample std over seeds; IQM with a 95% percentile-bootstrap CI of the mean over seeds; \n" \
+        "pass = mean over seeds >= target. Best checkpoint: the model saved at the run's highest periodic \n" \
+        "evaluation, re-evaluated the same way. With --population, wall s / run is the population's wall / members.\n"
     return text, summary
 
 
@@ -121,24 +169,33 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: 0 1 2; --smoke: 0)")
     p.add_argument("--jobs", type=int, default=1, help="trainings run in parallel, 1 torch thread each (default: 1)")
     p.add_argument("--smoke", action="store_true", help="300 env steps per run, 2 eval episodes: checks it runs")
+    p.add_argument("--population", action="store_true",
+                   help="train each preset's seeds as one population (one process per preset)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.worker and args.population:
+        return worker_population(args)
     if args.worker:
         return worker(args)
-    args.seeds = args.seeds or ([0] if args.smoke else [0, 1, 2])
+    args.seeds = args.seeds or ([0] if args.smoke else list(range(10)) if args.population else [0, 1, 2])
 
     from dqnkit.presets import list_presets
     unknown = [n for n in args.presets if n not in list_presets()]
     if unknown:
         p.error(f"unknown preset(s) {unknown}; available: {list_presets()}")
-    jobs = [["--worker", name, "--seed", str(s)] + (["--smoke"] if args.smoke else [])
-            for name in args.presets for s in args.seeds]
+    smoke = ["--smoke"] if args.smoke else []
+    if args.population:
+        jobs = [["--worker", name, "--population", "--seeds", *map(str, args.seeds), *smoke] for name in args.presets]
+    else:
+        jobs = [["--worker", name, "--seed", str(s), *smoke] for name in args.presets for s in args.seeds]
     t0 = time.perf_counter()
     runs = C.run_many(Path(__file__).resolve(), jobs, jobs=args.jobs, threads=1)
+    if args.population:
+        runs = [member for r in runs for member in (r.get("members") or [r])]
     total = time.perf_counter() - t0
     text, summary = summarize(args.presets, args.seeds, runs, args.smoke)
-    text += f"Total wall {total:.0f} s with --jobs {args.jobs}.\n"
+    text += f"Total wall {total:.0f} s with --jobs {args.jobs}{' (population mode)' if args.population else ''}.\n"
     print(text)
     out = C.results_dir(args.smoke)
     (out / "presets.md").write_text("# dqnkit presets vs rl-baselines3-zoo\n\n" + text)
