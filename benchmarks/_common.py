@@ -103,6 +103,38 @@ def fmt_iqm_ci(stats: dict[str, Any], digits: int = 1) -> str:
     return f"{stats['iqm']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
+def population_of_preset(preset: str, seeds: Sequence[int], root: Path, overrides: dict[str, Any], *,
+                         episodes: int, eval_seed: int) -> tuple[list[dict], float]:
+    """Train ``seeds`` of ``preset`` (plus ``overrides``) as one population with member folders under ``root``,
+    then load each member's final ("latest") and best models and evaluate them greedily (``episodes`` episodes,
+    reset seeds from ``eval_seed``). Returns one record per member and the population's training wall time."""
+    import shutil
+
+    from dqnkit import DQN
+    from dqnkit.presets import load_preset
+    if root.exists():
+        shutil.rmtree(root)  # a fresh run each time (our own benchmark folder)
+    values = {**load_preset(preset), **overrides, "torch_threads": 1}
+    env = values.pop("env_id")
+    t0 = time.perf_counter()
+    members = DQN.population(env, seeds=list(seeds), run_dir=root, **values).learn()
+    train_wall = time.perf_counter() - t0
+    records = []
+    for member in members:
+        rec = {"seed": member["seed"], "budget": int(values["total_timesteps"]), "population": len(members),
+               "train_wall_s": round(train_wall, 2), "wall_s": round(train_wall / len(members), 2),
+               "run_dir": str(Path(member["run_dir"]).resolve().relative_to(REPO_DIR))}
+        for which, key in (("latest", "final"), ("best", "best")):
+            model = DQN.load(member["run_dir"], which=which)
+            ev = model.evaluate(episodes, seed=eval_seed)
+            if which == "latest":
+                rec.update(env_steps=model.num_timesteps, final_std=ev["std_return"], returns=ev["returns"])
+            rec[f"{key}_mean"] = ev["mean_return"]
+            model.close()
+        records.append(rec)
+    return records, train_wall
+
+
 def fmt(x: Any, digits: int = 1) -> str:
     if x is None:
         return "-"

@@ -83,38 +83,11 @@ def worker(args: argparse.Namespace) -> None:
 
 def worker_population(args: argparse.Namespace) -> None:
     """All seeds of one preset as one population; then each member evaluated like a single run."""
-    from dqnkit import DQN
-    from dqnkit.presets import load_preset
     root = C.RUNS_DIR / ("smoke" if args.smoke else "") / "presets-population" / args.worker
-    if root.exists():
-        shutil.rmtree(root)
-    values = load_preset(args.worker)
-    values.update(SMOKE if args.smoke else {})
-    if args.smoke:
-        values["learning_starts"] = 100
-    env = values.pop("env_id")
-    values["torch_threads"] = 1
-    t0 = time.perf_counter()
-    members = DQN.population(env, seeds=args.seeds, run_dir=root, **values).learn()
-    train_wall = time.perf_counter() - t0
-    episodes = SMOKE_EVAL_EPISODES if args.smoke else EVAL_EPISODES
-    records = []
-    for member in members:
-        evals = {}
-        for which in ("latest", "best"):
-            model = DQN.load(member["run_dir"], which=which)
-            evals[which] = model.evaluate(episodes, seed=EVAL_SEED)
-            steps = model.num_timesteps if which == "latest" else None
-            model.close()
-            if which == "latest":
-                env_steps = steps
-        records.append({"preset": args.worker, "seed": member["seed"], "budget": int(values["total_timesteps"]),
-                          "env_steps": env_steps, "final_mean": evals["latest"]["mean_return"],
-                          "final_std": evals["latest"]["std_return"], "returns": evals["latest"]["returns"],
-                          "best_mean": evals["best"]["mean_return"], "population": len(members),
-                          "train_wall_s": round(train_wall, 2), "wall_s": round(train_wall / len(members), 2),
-                          "run_dir": str(Path(member["run_dir"]).resolve().relative_to(C.REPO_DIR))})
-    print(json.dumps({"preset": args.worker, "members": records}))
+    overrides = dict(SMOKE, learning_starts=100) if args.smoke else {}
+    records, _ = C.population_of_preset(args.worker, args.seeds, root, overrides, eval_seed=EVAL_SEED,
+                                        episodes=SMOKE_EVAL_EPISODES if args.smoke else EVAL_EPISODES)
+    print(json.dumps({"preset": args.worker, "members": [dict(r, preset=args.worker) for r in records]}))
 
 
 def _best_mean(mine: dict, seeds: list[int]) -> str:

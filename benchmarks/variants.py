@@ -32,6 +32,11 @@ env step, which takes many hours on 2 cores):
     python benchmarks/variants.py --seeds 0 1 2 --jobs 2
     python benchmarks/variants.py --envs CartPole-v1 LunarLander-v3 --seeds 0 1 2 --jobs 2
 
+Through the population trainer (``--population``: one process per env and variant, its seeds as members;
+default 10 seeds):
+
+    python benchmarks/variants.py --population --seeds 0 1 2 3 4 5 6 7 8 9
+
 Smoke test (seed 0, 300 env steps, evaluation every 100 steps with 2 episodes):
 
     python benchmarks/variants.py --smoke
@@ -113,6 +118,16 @@ def worker(args: argparse.Namespace) -> None:
                       "run_dir": str(run_dir.relative_to(C.REPO_DIR))}))
 
 
+def worker_population(args: argparse.Namespace) -> None:
+    """All seeds of one (env, variant) as one population; each member evaluated like a single run."""
+    env, variant = args.worker
+    root = C.RUNS_DIR / ("smoke" if args.smoke else "") / "variants-population" / env / variant
+    overrides = {**variant_config(env, variant), **(SMOKE if args.smoke else {})}
+    records, _ = C.population_of_preset(env, args.seeds, root, overrides, eval_seed=EVAL_SEED,
+                                        episodes=SMOKE_EVAL_EPISODES if args.smoke else EVAL_EPISODES)
+    print(json.dumps({"members": [dict(r, env=env, variant=variant, config=overrides) for r in records]}))
+
+
 def summarize(envs: list[str], variants: list[str], seeds: list[int], runs: list[dict], smoke: bool):
     text, summary = "", []
     for env in envs:
@@ -128,15 +143,17 @@ def summarize(envs: list[str], variants: list[str], seeds: list[int], runs: list
             mean_curve = [(st, *C.mean_std([dict(c)[st] for c in curves.values()])) for st in steps]
             m, sd = C.mean_std(finals)
             rows.append([v, f"{len(mine)}/{len(seeds)}", f"{m:.1f} ± {sd:.1f}" if finals else "-",
+                         C.fmt_iqm_ci(C.iqm_ci(finals)),
                          ", ".join(f"{x:.1f}" for x in finals) or "-",
                          ", ".join(str(to_thr[s]) if to_thr[s] is not None else "never" for s in sorted(to_thr)) or "-",
                          C.mean_std(reached)[0] if reached else "never",
                          C.mean_std([r["wall_s"] for r in mine])[0] if mine else "-"])
             summary.append({"env": env, "variant": v, "config": variant_config(env, v), "finals": finals,
+                            "final_stats": C.iqm_ci(finals),
                             "mean": m, "std": sd, "steps_to_threshold": to_thr, "threshold": thr,
                             "curve": mean_curve, "mean_wall_s": C.mean_std([r["wall_s"] for r in mine])[0]})
         text += f"## {env} (threshold {thr:g})\n\n" + C.markdown_table(
-            ["variant", "runs ok", "final greedy mean ± std", "per seed", f"env steps to eval ≥ {thr:g} (per seed)",
+            ["variant", "runs ok", "final greedy mean ± std", "IQM [95% CI]", "per seed", f"env steps to eval ≥ {thr:g} (per seed)",
              "mean (seeds reaching it)", "wall s / run"], rows) + "\n\n"
     text += (f"Final greedy mean over {SMOKE_EVAL_EPISODES if smoke else EVAL_EPISODES} episodes (reset seeds from "
              f"{EVAL_SEED}); ± sample std over seeds. Threshold steps from each run's eval.csv.\n")
@@ -190,17 +207,28 @@ def main() -> None:
     p.add_argument("--smoke", action="store_true", help="300 env steps per run: checks that everything runs")
     p.add_argument("--update", action="store_true",
                    help="merge into the existing results of the same --envs, replacing the rerun variants' runs")
+    p.add_argument("--population", action="store_true",
+                   help="train each (env, variant)'s seeds as one population in one process")
     p.add_argument("--worker", nargs=2, metavar=("ENV", "VARIANT"), help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.worker and args.population:
+        return worker_population(args)
     if args.worker:
         return worker(args)
-    args.seeds = args.seeds or ([0] if args.smoke else [0, 1, 2])
+    args.seeds = args.seeds or ([0] if args.smoke else list(range(10)) if args.population else [0, 1, 2])
 
-    jobs = [["--worker", env, v, "--seed", str(s)] + (["--smoke"] if args.smoke else [])
-            for env in args.envs for s in args.seeds for v in args.variants]
+    smoke = ["--smoke"] if args.smoke else []
+    if args.population:
+        jobs = [["--worker", env, v, "--population", "--seeds", *map(str, args.seeds), *smoke]
+                for env in args.envs for v in args.variants]
+    else:
+        jobs = [["--worker", env, v, "--seed", str(s), *smoke]
+                for env in args.envs for s in args.seeds for v in args.variants]
     t0 = time.perf_counter()
     runs = C.run_many(Path(__file__).resolve(), jobs, jobs=args.jobs, threads=1)
+    if args.population:
+        runs = [member for r in runs for member in (r.get("members") or [r])]
     total = time.perf_counter() - t0
     out = C.results_dir(args.smoke)
     stem = "variants_" + "_".join(args.envs)
