@@ -11,10 +11,11 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -53,13 +54,19 @@ def run_worker(script: str | Path, args: Sequence[str], threads: int = 1) -> dic
     return out
 
 
-def run_many(script: str | Path, arg_lists: list[list[str]], jobs: int = 1, threads: int = 1) -> list[dict]:
-    """Run workers, at most ``jobs`` at a time, printing one progress line per finished worker."""
+def run_many(script: str | Path, arg_lists: list[list[str]], jobs: int = 1, threads: int = 1,
+             on_result: Callable[[dict], None] | None = None) -> list[dict]:
+    """Run workers, at most ``jobs`` at a time, printing one progress line per finished worker;
+    ``on_result`` gets each worker's record as soon as it finishes (e.g. to save it)."""
     total = len(arg_lists)
     done = [0]
+    lock = threading.Lock()
 
     def one(args: list[str]) -> dict:
         res = run_worker(script, args, threads)
+        if on_result is not None:
+            with lock:
+                on_result(res)
         done[0] += 1
         status = res.get("error", "ok")
         print(f"[{done[0]}/{total}] {' '.join(args)} -> {status} ({res.get('process_wall_s', 0):.1f} s)",

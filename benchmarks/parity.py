@@ -34,6 +34,9 @@ Empty-8x8) and GridWorld-v0 with dqnkit's preset.
     python benchmarks/parity.py --seeds 0 1 2 3 4 --jobs 2            # every case (a few hours on 2 cores)
     python benchmarks/parity.py --cases MiniGrid-Empty-5x5-v0 --seeds 0 1 2 3 4 5 6 7 8 9 --update
     python benchmarks/parity.py --smoke                                 # tiny budgets: checks that it runs
+    python benchmarks/parity.py --seeds 0 1 2 3 4 --resume              # after an interruption: skips finished runs
+
+Each finished run is appended to benchmarks/results/parity_runs.jsonl at once; ``--resume`` reuses them.
 
 ``--dqnkit-set key=value`` changes dqnkit's side only (e.g. ``policy_kwargs.normalize_images=false`` to
 measure a fix's effect); such runs are stored under their own label and never mixed with the defaults.
@@ -358,6 +361,8 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=2, help="runs at once (learning results do not depend on it)")
     p.add_argument("--dqnkit-set", action="append", metavar="KEY=VALUE", help="override a dqnkit config field")
     p.add_argument("--update", action="store_true", help="merge into the existing parity.json instead of replacing it")
+    p.add_argument("--resume", action="store_true",
+                   help="skip the runs already recorded in parity_runs.jsonl (each finished run is appended there)")
     p.add_argument("--smoke", action="store_true", help=f"{SMOKE_STEPS} env steps per run: checks that it runs")
     p.add_argument("--worker", choices=["dqnkit", "sb3"], help=argparse.SUPPRESS)
     p.add_argument("--case", help=argparse.SUPPRESS)
@@ -375,9 +380,31 @@ def main() -> None:
             for lib in order:
                 arg_lists.append(["--worker", lib, "--case", name, "--seed", str(seed)]
                                  + (extra if lib == "dqnkit" else []) + (["--smoke"] if args.smoke else []))
-    runs = C.run_many(script, arg_lists, jobs=args.jobs)
-
     out_dir = C.results_dir(args.smoke)
+    log_path = out_dir / "parity_runs.jsonl"
+    recorded = [json.loads(ln) for ln in log_path.read_text().splitlines() if ln.strip()] \
+        if args.resume and log_path.is_file() else []
+    if not args.resume:
+        log_path.write_text("")
+    have = {(r["case"], r["library"], r["seed"], r["label"]) for r in recorded if "error" not in r}
+    wanted_label = label("dqnkit", args.dqnkit_set)
+
+    def key(a: list[str]) -> tuple:
+        lib = a[1]
+        return (a[3], lib, int(a[5]), "sb3" if lib == "sb3" else wanted_label)
+    todo = [a for a in arg_lists if key(a) not in have]
+    if args.resume:
+        print(f"--resume: {len(arg_lists) - len(todo)} of {len(arg_lists)} runs already in {log_path.name}",
+              file=sys.stderr)
+
+    def save(record: dict) -> None:  # each finished run at once, so an interrupted benchmark loses nothing
+        with log_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+    new = C.run_many(script, todo, jobs=args.jobs, on_result=save)
+    wanted = {key(a) for a in arg_lists}
+    runs = [r for r in recorded if "error" not in r and (r["case"], r["library"], r["seed"], r["label"]) in wanted]
+    runs += new
+
     json_path = out_dir / "parity.json"
     new_keys = {(r["case"], r["label"], r["seed"]) for r in runs if "error" not in r}
     old = json.loads(json_path.read_text())["runs"] if args.update and json_path.is_file() else []
