@@ -1,10 +1,12 @@
-"""Each Rainbow-family option alone, and all together, learns CartPole-v1 (real training, fixed seed).
+"""Each Rainbow-family option, and all of them together, learns CartPole-v1 (real training, fixed seed).
 
-Budget: the CartPole-v1 preset (rl-baselines3-zoo hyperparameters, 50k env steps, about
-35-50 s each on one CPU core). The measure is the best greedy model of the run (the
-checkpoint saved at the highest periodic evaluation), re-evaluated on 20 fresh episodes:
-CartPole with these hyperparameters oscillates between 500 and ~100 late in training, so
-the last snapshot alone would test luck, not learning.
+Budget: the CartPole-v1-fast preset (a [64, 64] net, one update per env step, 3-step returns, 20k env
+steps; a 10-seed population of it reached a greedy 475 within 20k steps on 10/10 seeds), with each option
+added to it. The preset's own run is the n-step test. Noisy Nets replace epsilon-greedy, which this short
+budget relies on, so the noisy test keeps the rl-zoo CartPole-v1 preset (50k env steps): on the fast preset
+seed 0 peaked at 226. The measure is the best greedy model of the run (the checkpoint saved at the highest
+periodic evaluation), re-evaluated on 20 fresh episodes: CartPole's DQN oscillates late in training, so the
+last snapshot alone would test luck, not learning.
 """
 import pytest
 
@@ -12,31 +14,36 @@ from dqnkit import DQN
 
 C51 = {"distributional": True, "v_min": 0.0, "v_max": 200.0}
 OPTIONS = {
+    "nstep": {},  # the preset itself: n_step=3
     "double": {"double_q": True},
     "dueling": {"dueling": True},
     "per": {"prioritized_replay": True},
-    "nstep": {"n_step": 3},
-    "noisy": {"noisy": True},
     "c51": C51,
+    "rainbow": {"double_q": True, "dueling": True, "prioritized_replay": True, "noisy": True, **C51},
 }
 
 
-def test_rainbow_preset_learns_cartpole(tmp_path):
-    """All options together: the rainbow-CartPole-v1 preset."""
-    model = DQN.from_preset("rainbow-CartPole-v1", seed=0, run_dir=tmp_path / "rainbow")
-    cfg = model.config
-    assert cfg.double_q and cfg.dueling and cfg.prioritized_replay and cfg.noisy and cfg.distributional
-    assert cfg.n_step == 3
+def _best_return(run_dir, preset: str, **options) -> float:
+    model = DQN.from_preset(preset, seed=0, run_dir=run_dir, **options)
     model.learn()
     model.close()
-    assert DQN.load(tmp_path / "rainbow", which="best").evaluate(20)["mean_return"] >= 400
+    return DQN.load(run_dir, which="best").evaluate(20)["mean_return"]
 
 
 @pytest.mark.parametrize("name", list(OPTIONS))
 def test_option_learns_cartpole(name, tmp_path):
-    model = DQN.from_preset("CartPole-v1", seed=0, run_dir=tmp_path / name, **OPTIONS[name])
-    model.learn()
-    model.close()
-    best = DQN.load(tmp_path / name, which="best")
-    result = best.evaluate(20)
-    assert result["mean_return"] >= 400, (name, result["mean_return"])
+    if name == "nstep":
+        assert DQN.from_preset("CartPole-v1-fast").config.n_step == 3
+    best = _best_return(tmp_path / name, "CartPole-v1-fast", **OPTIONS[name])
+    assert best >= 400, (name, best)
+
+
+def test_noisy_learns_cartpole(tmp_path):
+    best = _best_return(tmp_path / "noisy", "CartPole-v1", noisy=True)
+    assert best >= 400, best
+
+
+def test_rainbow_preset_sets_every_option():
+    cfg = DQN.from_preset("rainbow-CartPole-v1").config
+    assert cfg.double_q and cfg.dueling and cfg.prioritized_replay and cfg.noisy and cfg.distributional
+    assert cfg.n_step == 3
