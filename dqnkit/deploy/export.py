@@ -99,15 +99,16 @@ def export_model(source: Any, out: str | Path | None = None, *, format: str = "o
             out = base / "export" / f"q_network{FORMATS[format]}"
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        with torch.no_grad():
+        # PyTorch deprecates TorchScript and the TorchScript-based ONNX exporter (the torch.export-based one needs
+        # onnxscript besides); both still write files that onnxruntime and torch.jit.load run, checked by the tests.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
             if format == "onnx":
                 torch.onnx.export(module, (example,), str(out), input_names=[INPUT], output_names=[OUTPUT],
                                   dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, opset_version=ONNX_OPSET,
                                   dynamo=False)
             else:
-                with warnings.catch_warnings():  # PyTorch deprecates TorchScript; users still ask for the format
-                    warnings.simplefilter("ignore", DeprecationWarning)
-                    torch.jit.save(torch.jit.trace(module, (example,)), str(out))
+                torch.jit.save(torch.jit.trace(module, (example,)), str(out))
         write_json_atomic(out.with_suffix(".json"), {
             "format": format, "input": input_spec(model), "output": {"name": OUTPUT, "shape": ["batch",
                                                                                              model.trainer.envs.n_actions]},

@@ -1,6 +1,7 @@
 """Export: the ONNX (onnxruntime) and TorchScript files compute what DQN.q_values computes (atol 1e-5), with
 dqnkit's preprocessing inside them (uint8 scaling, one-hot states, C51 expectations)."""
 import json
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -9,9 +10,11 @@ import pytest
 import torch
 
 from dqnkit import DQN
+from dqnkit.cli import main
 from dqnkit.deploy.export import export_model, load_spec
 from dqnkit.errors import DqnkitError
 
+REPO = Path(__file__).resolve().parents[2]
 TINY = dict(total_timesteps=300, learning_starts=100, batch_size=32, buffer_size=1000, eval_freq=0, eval_episodes=1,
             tensorboard=False, verbose=0)
 
@@ -72,22 +75,24 @@ def test_onnx_and_torchscript_compute_dqnkits_q_values(case, tmp_path):
         assert np.abs(raw - expected).max() > 1e-3
 
 
-def test_the_cli_exports_a_run_and_the_readme_snippet_runs_it(tmp_path, cli):
+def test_the_cli_exports_a_run_and_the_readme_snippet_runs_it(tmp_path, capsys):
     run = tmp_path / "run"
     DQN("CartPole-v1", run_dir=run, dueling=True, **TINY).learn()
-    result = cli("export", run, "--format", "onnx", "--which", "latest")
-    assert result.returncode == 0, result.stderr
+    assert main(["export", str(run), "--format", "onnx", "--which", "latest"]) == 0
     path = run / "export" / "q_network.onnx"
-    assert str(path) in result.stdout and json.loads(path.with_suffix(".json").read_text())["env_id"] == "CartPole-v1"
-    # the README's inference snippet, without dqnkit
-    session = ort.InferenceSession(str(path))
+    assert str(path) in capsys.readouterr().out and json.loads(path.with_suffix(".json").read_text())["env_id"] == "CartPole-v1"
+    # the README's inference snippet, as written there (it imports no dqnkit)
+    readme = (REPO / "README.md").read_text()
+    snippet = readme.split("Inference without dqnkit:\n\n```python\n", 1)[1].split("```", 1)[0]
+    assert "dqnkit" not in snippet.replace("RUN/export/q_network.onnx", "")
+    scope: dict = {}
+    exec(snippet.replace("RUN/export/q_network.onnx", str(path)), scope)
     obs = np.array([[0.01, -0.02, 0.03, 0.04]], dtype=np.float32)
-    q = session.run(None, {"obs": obs})[0]
-    np.testing.assert_allclose(q, DQN.load(run).q_values(obs), atol=1e-5)
+    np.testing.assert_allclose(scope["q"], DQN.load(run).q_values(obs), atol=1e-5)
+    assert scope["action"] == int(DQN.load(run).predict(obs[0]))
     out = tmp_path / "elsewhere.pt"
-    assert cli("export", run, "--format", "torchscript", "--out", out).returncode == 0 and out.is_file()
-    bad = cli("export", run, "--format", "tflite")
-    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+    assert main(["export", str(run), "--format", "torchscript", "--out", str(out)]) == 0 and out.is_file()
+    assert torch.jit.load(str(out))(torch.from_numpy(obs)).argmax(1).item() == scope["action"]
 
 
 def test_a_missing_onnx_names_the_extra(monkeypatch):

@@ -151,3 +151,12 @@ def test_the_cli_takes_a_custom_network_through_set(nets, tmp_path):
     assert "q_network_kwargs:\n  hidden: 8" in (run / "config.yaml").read_text()
     state = json.loads(next((run / "checkpoints").glob("step_*/state.json")).read_text())
     assert state["config"]["q_network"] == "my_nets:Torso"
+
+
+def test_a_yaml_config_names_the_network(nets, tmp_path):
+    from dqnkit.presets.zoo import config_from_zoo, read_config_file
+
+    file = tmp_path / "dqn.yml"
+    file.write_text("CartPole-v1:\n  q_network: my_nets:Torso\n  q_network_kwargs: {hidden: 8}\n  dueling: true\n")
+    cfg = config_from_zoo({**read_config_file(file, "CartPole-v1"), "env_id": "CartPole-v1"})
+    assert (cfg.q_network, cfg.q_network_kwargs, cfg.dueling) == ("my_nets:Torso", {"hidden": 8}, True)
