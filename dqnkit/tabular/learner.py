@@ -22,8 +22,8 @@ resumed learner explores as an uninterrupted one would:
 
 Works for any env with ``Discrete`` observations and actions: ``GridWorld-v0``,
 ``FrozenLake-v1``, ``Taxi-v3``, ``CliffWalking-v1``; with ``bins`` also for ``Box`` observations
-(``MountainCar-v0``), cut into equal-width cells by :class:`dqnkit.envs.discretize.DiscretizeObservation`. :func:`train_tabular` (a training
-run written to a folder) lives in :mod:`dqnkit.tabular.run`.
+(``MountainCar-v0``), cut into equal-width cells by :class:`dqnkit.envs.discretize.DiscretizeObservation`.
+:func:`train_tabular` (a training run written to a folder) lives in :mod:`dqnkit.tabular.run`.
 """
 from __future__ import annotations
 
