@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import json
 import math
 import types
 import typing
@@ -21,6 +22,7 @@ from typing import Any
 import yaml
 
 from dqnkit.errors import ConfigError
+from dqnkit.importing import is_import_path
 
 
 def _f(default: Any, doc: str, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
@@ -74,6 +76,17 @@ class Config:
                                                       "normalize_images (default true) = scale uint8 [0, 255] "
                                                       "observations to [0, 1] before the MLP; layer_norm (default "
                                                       "false) = LayerNorm after each hidden layer (PQN).")
+    q_network: str | None = _f(None, "Your own network, by import path 'package.module:Factory': an nn.Module factory "
+                                      "called as Factory(obs_shape, out_dim, **q_network_kwargs); see q_network_role. "
+                                      "null = dqnkit's torso (net_arch / torso).")
+    q_network_kwargs: dict = _f({}, "Keyword arguments of the q_network factory (JSON values only: they are stored "
+                                    "in config.yaml and state.json).")
+    q_network_role: str = _f("torso", "torso: q_network is a feature extractor under dqnkit's heads (dueling, noisy "
+                                      "and C51 still apply; out_dim = features_dim) | q_network: it is the whole "
+                                      "Q-network, out_dim = n_actions, output (batch, n_actions).",
+                             choices=("torso", "q_network"))
+    features_dim: int | None = _f(None, "q_network torso: its output size (passed to the factory as out_dim); null "
+                                        "= the factory picks it (out_dim None) and a dummy forward measures it.", lo=1)
     # --- exploration ---------------------------------------------------------------------
     exploration_schedule: str = _f("linear", "Epsilon schedule: linear | exponential | multiplicative.", choices=("linear", "exponential", "multiplicative"))
     exploration_fraction: float = _f(0.1, "linear: fraction of total_timesteps over which epsilon decays.", lo=0, lo_open=True, hi=1)
@@ -145,6 +158,7 @@ class Config:
                 raise ConfigError(f"env_wrapper entry {entry!r} must be an import path 'module.Class' or a mapping "
                                   "{'module.Class': {kwargs}}")
         _check_policy_kwargs(self.policy_kwargs)
+        _check_q_network(self)
         return self
 
     # --- conversions ---------------------------------------------------------------------
@@ -249,6 +263,30 @@ def _check_policy_kwargs(kwargs: dict) -> None:
     for key, default in POLICY_KWARGS.items():
         if isinstance(default, bool) and not isinstance(kwargs.get(key, default), bool):
             raise ConfigError(f"policy_kwargs.{key} must be true or false, got {kwargs[key]!r}")
+
+
+def _check_q_network(cfg: Config) -> None:
+    if cfg.q_network is None:
+        if cfg.q_network_kwargs or cfg.features_dim is not None:
+            raise ConfigError("q_network_kwargs and features_dim configure a custom q_network; set "
+                              "q_network='package.module:Factory' or drop them")
+        return
+    if not is_import_path(cfg.q_network):
+        raise ConfigError(f"q_network {cfg.q_network!r} is not an import path; write it as 'package.module:Factory'")
+    try:
+        json.dumps(cfg.q_network_kwargs, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"q_network_kwargs must hold JSON values only (numbers, strings, lists, dicts), as they "
+                          f"are stored in the run's files: {exc}") from None
+    if cfg.q_network_role == "q_network":
+        heads = [name for name in ("dueling", "noisy", "distributional") if getattr(cfg, name)]
+        if heads:
+            raise ConfigError(f"q_network_role=q_network makes {cfg.q_network} the whole Q-network, which leaves no "
+                              f"head for {', '.join(heads)}; use q_network_role=torso (dqnkit's heads over your "
+                              f"network) or turn {', '.join(heads)} off")
+        if cfg.features_dim is not None:
+            raise ConfigError("features_dim is the output size of a q_network torso; with q_network_role=q_network "
+                              "the output size is n_actions: drop features_dim")
 
 
 def coerce(key: str, value: Any) -> Any:

@@ -26,6 +26,7 @@ def test_tabular_analysis_and_runfolder_never_import_torch():
         "import sys\n"
         "import dqnkit.runfolder, dqnkit.tabular, dqnkit.analysis.runs, dqnkit.analysis.stats, dqnkit.analysis.plots\n"
         "import dqnkit.analysis.report, dqnkit.analysis.policy, dqnkit.analysis.grid_layout, dqnkit.config\n"
+        "import dqnkit.analysis.qmap, dqnkit.envs.discretize, dqnkit.importing\n"
         "import dqnkit.presets, dqnkit.envs\n"
         "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('dqnkit'))\n"
     )

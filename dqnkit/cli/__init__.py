@@ -1,5 +1,5 @@
 """``dqnkit`` command line: train | resume | eval | presets | tabular (cli/training.py) and
-plot | compare | policy | record | report (cli/views.py).
+plot | compare | policy | record | report (cli/views.py), export | play (cli/deploy.py).
 
 User errors (bad config, unknown env, bad checkpoint, ...) print one line ``error: ...`` and exit 2;
 ``--debug`` (before or after the subcommand) shows the traceback instead.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dqnkit.cli import training, views
+from dqnkit.cli import deploy, training, views
 from dqnkit.errors import DqnkitError
 
 
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     training.register(sub)
     views.register(sub)
+    deploy.register(sub)
     for command in sub.choices.values():  # `dqnkit train --debug` as well as `dqnkit --debug train`
         # SUPPRESS: a subcommand without --debug leaves the value the main parser set
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)

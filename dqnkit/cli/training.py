@@ -168,17 +168,38 @@ def cmd_presets(args) -> int:
     return 0
 
 
+def key_values(pairs: list[str] | None, flag: str) -> dict:
+    """``KEY=VALUE`` pairs, values read as YAML (numbers, true/false, null, lists)."""
+    import yaml
+
+    out = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise DqnkitError(f"{flag} expects KEY=VALUE, got {pair!r}")
+        out[key] = yaml.safe_load(raw)
+    return out
+
+
 def cmd_tabular(args) -> int:
+    from dqnkit.envs.discretize import parse_bins, parse_bounds
     from dqnkit.tabular import train_tabular
 
-    env_kwargs = {}
-    for pair in args.env_kwarg or []:
-        key, _, raw = pair.partition("=")
-        import yaml
-        env_kwargs[key] = yaml.safe_load(raw)
+    env_kwargs = key_values(args.env_kwarg, "--env-kwarg")
+    options = key_values(args.set, "--set")
+    if args.bins is not None:
+        options["bins"] = parse_bins(args.bins)
+    if args.bounds is not None:
+        if args.bins is None:
+            raise DqnkitError("--bounds gives the range of each dimension that --bins cuts; add --bins N")
+        options["bounds"] = parse_bounds(args.bounds)
     out = Path(args.out) if args.out else default_run_dir(f"tabular_{args.env}", args.seed)
+    for name in ("learning_rate", "gamma", "seed"):  # --set learning_rate=... means --learning-rate
+        if name in options:
+            setattr(args, name, options.pop(name))
     learner = train_tabular(args.env, episodes=args.episodes, learning_rate=args.learning_rate, gamma=args.gamma,
-                            seed=args.seed, out_dir=out, env_kwargs=env_kwargs or None)
+                            seed=args.seed, out_dir=out, env_kwargs=env_kwargs or None,
+                            eval_episodes=args.eval_episodes, **options)
     result = learner.evaluate(args.eval_episodes)
     learner.close()
     if not args.quiet:
@@ -256,7 +277,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--learning-rate", type=float, default=0.1)
     p.add_argument("--gamma", type=float, default=0.99)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--eval-episodes", type=int, default=10, help="greedy episodes of each evaluation and the final one")
+    p.add_argument("--bins", metavar="N[,N...]", help="Box observations (MountainCar-v0): equal-width bins per "
+                                                      "dimension, one count for all (20) or one each (20,20)")
+    p.add_argument("--bounds", metavar="LO:HI,...", help="with --bins: the range of each dimension (needed where the "
+                                                         "space is unbounded; an empty entry keeps the space's), "
+                                                         "e.g. --bounds=-4.8:4.8,-3:3,-0.42:0.42,-3.5:3.5")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="another TabularConfig field (repeatable): exploration_initial_eps, exploration_final_eps, "
+                        "exploration_schedule, exploration_episode_decay, max_episode_steps, ...")
     p.add_argument("--out")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_tabular)

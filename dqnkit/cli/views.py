@@ -103,8 +103,11 @@ def cmd_policy(args) -> int:
     share one colour scale, so that their pictures can be compared."""
     from dqnkit.analysis.grid_layout import grid_layout
     from dqnkit.analysis.policy import policy_report, shared_scale
+    from dqnkit.analysis.qmap import discretisation
 
     runs = [Path(r) for r in args.runs]
+    if any(discretisation(run) is not None for run in runs):
+        return policy_maps(runs, args)
     loaded = []
     for run in runs:
         q_table, env = q_table_of_run(run)
@@ -124,6 +127,25 @@ def cmd_policy(args) -> int:
         shared = f", shared by the {len(runs)} pictures" if len(runs) > 1 else ""
         ends = ["auto" if v is None else f"{v:.4g}" for v in (vmin, vmax)]
         print(f"colour scale: max Q(s, a) from {ends[0]} to {ends[1]}{shared}")
+    return 0
+
+
+def policy_maps(runs: list[Path], args) -> int:
+    """Tabular runs on a discretised 2-D state (``dqnkit tabular --bins``): greedy action and max Q over the plane."""
+    from dqnkit.analysis.grid_layout import load_qtable
+    from dqnkit.analysis.qmap import discretisation, draw_qmap
+    from dqnkit.errors import DqnkitError
+
+    for run in runs:
+        info = discretisation(run)
+        if info is None:
+            raise DqnkitError(f"{run} is not a tabular run on discretised states; draw grid-world runs and "
+                              "discretised runs with separate `dqnkit policy` commands")
+        out = Path(args.out) / (run.name if len(runs) > 1 else "") if args.out else run / "plots"
+        png, markdown = draw_qmap(load_qtable(run), info, out / "policy.png", learner=learner_name(run),
+                                  vmin=args.vmin, vmax=args.vmax)
+        print(markdown)
+        print(f"policy plot: {png}")
     return 0
 
 
@@ -161,7 +183,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                  "their common parent folder)")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("policy", help="greedy policy arrows and key-state Q-values (grid envs)")
+    p = sub.add_parser("policy", help="greedy policy arrows and key-state Q-values (grid envs); greedy action and "
+                                      "max-Q maps for tabular runs on 2-D discretised states (--bins)")
     p.add_argument("runs", nargs="+", metavar="RUN",
                    help="tabular or DQN run folders on a grid env; several share one colour scale")
     p.add_argument("--out", help="folder for policy.png (default RUN/plots; with several runs OUT/RUN_NAME)")

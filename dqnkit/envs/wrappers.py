@@ -3,7 +3,7 @@
 * :class:`OneHotObservation`: a ``Discrete(n, start)`` observation becomes a float32 one-hot vector
   (:func:`one_hot` is the same encoding for a batch of raw states, used by the Python API).
 * :class:`ZeroBasedActions`: actions ``0..n-1`` on a ``Discrete(n, start)`` action space.
-* :func:`apply_wrappers`: the config's ``env_wrapper`` entries (rl-zoo's key), by import path.
+* :func:`apply_wrappers`: the config's ``env_wrapper`` entries (rl-zoo's key), by import path (:func:`dqnkit.importing.import_object`).
 """
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
-import importlib
 import numpy as np
 from gymnasium import spaces
 
 from dqnkit.errors import ConfigError, EnvError
+from dqnkit.importing import import_object
 
 
 def one_hot(states: Any, n: int, start: int = 0) -> np.ndarray:
@@ -56,24 +56,6 @@ class ZeroBasedActions(gym.ActionWrapper):
 
     def action(self, action: Any) -> Any:
         return int(action) + self._start
-
-
-def import_object(path: str, what: str = "wrapper") -> Any:
-    """The object named by ``'package.module.Name'`` or ``'package.module:Name'``; EnvError if it cannot be imported."""
-    module_name, sep, name = path.partition(":")
-    if not sep:
-        module_name, _, name = path.rpartition(".")
-    if not module_name or not name:
-        raise ConfigError(f"{what} {path!r} is not an import path; write it as 'package.module.Name'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise EnvError(f"cannot import module {module_name!r} for {what} {path!r} ({exc}); install the package "
-                       "that provides it, or fix the path.") from exc
-    try:
-        return getattr(module, name)
-    except AttributeError:
-        raise EnvError(f"module {module_name!r} has no {name!r} (from {what} {path!r}); fix the name.") from None
 
 
 def apply_wrappers(env: gym.Env, wrappers: Sequence[str | Mapping[str, Mapping[str, Any]]] | None) -> gym.Env:

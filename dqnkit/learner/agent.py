@@ -17,6 +17,7 @@ from dqnkit.errors import ConfigError
 from dqnkit.learner.explore import epsilon_greedy
 from dqnkit.learner.losses import categorical_loss, categorical_projection, td_target, value_loss
 from dqnkit.networks import QNetwork
+from dqnkit.networks.custom import build_custom
 from dqnkit.networks.mlp_fastpath import plain_mlp_layers, td_loss_and_grads
 from dqnkit.types import Batch
 
@@ -65,10 +66,15 @@ class Agent:
             # handles ~10x slower; flushing them to zero took a CartPole run from 19.1 s to 14.6 s.
             torch.set_flush_denormal(True)
         self.weighted = cfg.prioritized_replay  # uniform replay: is_weight is all ones, skip the multiply
+        custom = None
+        if cfg.q_network is not None:  # the user's network, imported by path (dqnkit.networks.custom)
+            custom = build_custom(cfg.q_network, cfg.q_network_kwargs, obs_shape, role=cfg.q_network_role,
+                                  n_actions=n_actions, features_dim=cfg.features_dim, input_scale=input_scale)
         self.online = QNetwork(obs_shape, n_actions, net_arch=cfg.net_arch, torso=torso, dueling=cfg.dueling,
                                noisy=cfg.noisy, noisy_sigma0=cfg.noisy_sigma0, distributional=cfg.distributional,
                                n_atoms=cfg.n_atoms, v_min=cfg.v_min, v_max=cfg.v_max,
-                               input_scale=input_scale, layer_norm=cfg.layer_norm).to(self.device)
+                               input_scale=input_scale, layer_norm=cfg.layer_norm, custom=custom,
+                               whole=cfg.q_network_role == "q_network" and custom is not None).to(self.device)
         self.target = copy.deepcopy(self.online)
         self.target.requires_grad_(False)
         self.optimizer = make_optimizer(cfg, self.online.parameters(), self.device)

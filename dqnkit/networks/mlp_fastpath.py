@@ -16,11 +16,12 @@ from torch import nn
 
 
 def plain_mlp_layers(net: nn.Module) -> list[nn.Linear] | None:
-    """The Linear layers of a QNetwork built from MLPTorso + one linear head, else None."""
+    """The Linear layers of a QNetwork built from MLPTorso + one linear head, else None (a custom network, a
+    dueling, noisy or C51 head, LayerNorm: autograd then)."""
     from dqnkit.networks.qnet import QNetwork
     from dqnkit.networks.torsos import MLPTorso
 
-    if not isinstance(net, QNetwork) or net.dueling or net.noisy or net.distributional:
+    if not isinstance(net, QNetwork) or net.whole or net.dueling or net.noisy or net.distributional:
         return None
     if not isinstance(net.torso, MLPTorso) or net.torso.layer_norm or len(net.advantage) != 1:
         return None

@@ -6,6 +6,9 @@
 - distributional (Bellemare et al. 2017, C51): the head outputs |A| x n_atoms logits;
   ``q_values`` returns the expectation sum_z z * softmax(logits).
 
+A custom network (``custom``, see :mod:`dqnkit.networks.custom`) takes the torso's place, or with ``whole``
+is the Q-network itself (no head).
+
 Deviation from Rainbow's Atari net: on an MLP torso each dueling stream is a single
 (noisy) linear layer over the shared torso instead of its own hidden layer; with the
 Nature CNN the streams get one hidden layer of 512 units, as in Wang et al.
@@ -25,12 +28,17 @@ class QNetwork(nn.Module):
     def __init__(self, obs_shape: Sequence[int], n_actions: int, *, net_arch: Sequence[int] = (64, 64),
                  torso: str = "mlp", dueling: bool = False, noisy: bool = False, noisy_sigma0: float = 0.5,
                  distributional: bool = False, n_atoms: int = 51, v_min: float = -10.0, v_max: float = 10.0,
-                 input_scale: float = 1.0, layer_norm: bool = False):
+                 input_scale: float = 1.0, layer_norm: bool = False, custom: nn.Module | None = None,
+                 whole: bool = False):
         super().__init__()
         self.n_actions = n_actions
         self.dueling, self.noisy, self.distributional = dueling, noisy, distributional
         self.n_atoms = n_atoms if distributional else 1
-        if torso == "nature_cnn":
+        self.whole = whole  # ``custom`` is the whole Q-network: no head (dqnkit.networks.custom)
+        if custom is not None:
+            self.torso = custom
+            stream_hidden = []
+        elif torso == "nature_cnn":
             self.torso: nn.Module = NatureCNN(obs_shape)
             stream_hidden: list[int] = [512]
         else:
@@ -52,7 +60,7 @@ class QNetwork(nn.Module):
                 i = h
             return nn.Sequential(*layers, linear(i, out))
 
-        self.advantage = stream(n_actions * self.n_atoms)
+        self.advantage = None if whole else stream(n_actions * self.n_atoms)
         self.value = stream(self.n_atoms) if dueling else None
         if distributional:
             self.register_buffer("support", torch.linspace(v_min, v_max, n_atoms))
@@ -65,6 +73,8 @@ class QNetwork(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Q-values (B, |A|), or C51 logits (B, |A|, n_atoms) when distributional."""
         h = self.torso(obs)
+        if self.whole:
+            return h
         adv = self.advantage(h)
         if self.distributional:
             adv = adv.view(-1, self.n_actions, self.n_atoms)

@@ -52,6 +52,9 @@ class PopulationTrainer:
         if cfg.frame_stack > 1 or cfg.video_every > 0:
             raise ConfigError("population mode trains vector-observation envs without videos; "
                               "set frame_stack=1 and video_every=0 (or train one seed at a time)")
+        if any(c.q_network is not None for c in self.cfgs):
+            raise ConfigError("population mode batches dqnkit's own MLP Q-networks and cannot stack a custom "
+                              "q_network; train one seed at a time (drop --seeds) or set q_network=null")
         self.root = Path(root) if root is not None else None
         self.run_dirs = [self.root / m.name if self.root else None for m in self.members]
         self.verbosity = verbosity

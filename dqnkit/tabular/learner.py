@@ -21,15 +21,16 @@ resumed learner explores as an uninterrupted one would:
 ``"exponential"``: ``final + (initial - final) * exp(-env_step / exploration_decay_env_steps)``.
 
 Works for any env with ``Discrete`` observations and actions: ``GridWorld-v0``,
-``FrozenLake-v1``, ``Taxi-v3``, ``CliffWalking-v1``. :func:`train_tabular` (a training
-run written to a folder) lives in :mod:`dqnkit.tabular.run`.
+``FrozenLake-v1``, ``Taxi-v3``, ``CliffWalking-v1``; with ``bins`` also for ``Box`` observations
+(``MountainCar-v0``), cut into equal-width cells by :class:`dqnkit.envs.discretize.DiscretizeObservation`.
+:func:`train_tabular` (a training run written to a folder) lives in :mod:`dqnkit.tabular.run`.
 """
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -38,9 +39,10 @@ import numpy as np
 from gymnasium import spaces
 from safetensors.numpy import load_file, save
 
+from dqnkit.envs.discretize import DiscretizeObservation
 from dqnkit.envs.make import make_env
 from dqnkit.envs.spaces import spaces_signature
-from dqnkit.errors import CheckpointError, ConfigError, EnvError
+from dqnkit.errors import CheckpointError, ConfigError, DqnkitError, EnvError
 from dqnkit.envs.rollout import run_episodes
 from dqnkit.learner.explore import EpsilonSchedule, epsilon_greedy_row
 
@@ -77,6 +79,12 @@ class TabularConfig:
     max_episode_steps: int | None = None
     """Cut episodes after this many env steps (a truncation), on top of any time limit the env has.
     None: the env's own limit, or 1000 steps for an env without one."""
+    bins: int | list[int] | None = None
+    """Box observations: equal-width bins per dimension (one count for all, or one each); the Q-table then has
+    prod(bins) rows (:class:`dqnkit.envs.discretize.DiscretizeObservation`). None: Discrete observations only."""
+    bounds: list | None = None
+    """With ``bins``: ``[lo, hi]`` per dimension (None entries keep the space's bounds; needed where the space is
+    unbounded). The learner stores the resolved bounds of every dimension, so a loaded run cuts the same cells."""
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> ConfigError:
@@ -101,6 +109,12 @@ class TabularConfig:
             raise bad("exploration_decay_env_steps", "a positive number of env steps")
         if self.max_episode_steps is not None and int(self.max_episode_steps) < 1:
             raise bad("max_episode_steps", "a positive number of steps, or None")
+        counts = [self.bins] if isinstance(self.bins, int) else self.bins
+        if counts is not None and not (isinstance(counts, (list, tuple)) and counts
+                                       and all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in counts)):
+            raise bad("bins", "a positive bin count (20) or one per dimension ([20, 20])")
+        if self.bounds is not None and self.bins is None:
+            raise bad("bounds", "bounds only together with bins")
 
     def schedule(self) -> EpsilonSchedule:
         return EpsilonSchedule(
@@ -145,7 +159,10 @@ class TabularQ:
         self.env_id: str | None = env if isinstance(env, str) else None
         self.env_kwargs: dict[str, Any] = dict(env_kwargs or {})
         self._env_source = env
+        self.discretizer = None  # set by _make when config.bins cuts a Box into cells
         self.env = self._make(env)
+        if self.config.bins is not None:  # keep the resolved cells: eval, load and policy cut the same ones
+            self.config = replace(self.config, **self.discretizer.describe())
         self.n_states = int(self.env.observation_space.n)
         self.n_actions = int(self.env.action_space.n)
         self._obs_start = int(self.env.observation_space.start)
@@ -160,12 +177,19 @@ class TabularQ:
     def _make(self, source: EnvSource) -> gym.Env:
         env = make_env(source, env_kwargs=self.env_kwargs or None, one_hot=False)
         name = self.env_id or (env.spec.id if env.spec is not None else type(env.unwrapped).__name__)
+        if self.config.bins is not None:
+            try:
+                env = DiscretizeObservation(env, self.config.bins, self.config.bounds)
+            except DqnkitError:
+                env.close()
+                raise
+            self.discretizer = env.discretizer
         if not isinstance(env.observation_space, spaces.Discrete):
             env.close()
             raise EnvError(
                 f"{name} has a {type(env.observation_space).__name__} observation space "
-                f"({env.observation_space}); TabularQ needs a Discrete observation space. Use dqnkit's DQN for "
-                "continuous observations, or discretise them with a wrapper."
+                f"({env.observation_space}); TabularQ needs a Discrete observation space: cut a Box into cells with "
+                "--bins N (TabularQ(..., bins=N)), or use dqnkit's DQN."
             )
         limit = self.config.max_episode_steps
         has_limit = env.spec is not None and env.spec.max_episode_steps is not None

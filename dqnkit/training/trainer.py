@@ -52,7 +52,7 @@ class Trainer:
         if cfg.torch_threads > 0:
             torch.set_num_threads(cfg.torch_threads)
         self.envs = TrainingEnvs(env if env is not None else cfg.env_id, cfg)
-        self.torso = pick_torso(cfg.torso, self.envs.obs_shape)
+        self.torso = "custom" if cfg.q_network is not None else pick_torso(cfg.torso, self.envs.obs_shape)
         self.agent = Agent(cfg, self.envs.obs_shape, self.envs.n_actions, torso=self.torso,
                            input_scale=self.envs.input_scale)
         self.device = self.agent.device
