@@ -64,11 +64,15 @@ class DQN:
         return cls(env, run_dir=run_dir, **values)
 
     # --- training ------------------------------------------------------------------------
-    def learn(self, total_timesteps: int | None = None) -> "DQN":
+    def learn(self, total_timesteps: int | None = None, callback: Any = None) -> "DQN":
         """Train for ``total_timesteps`` more env steps (default: the config's total_timesteps). With a ``run_dir``,
-        then refresh its plots/ and report.html, as ``dqnkit train`` does."""
+        then refresh its plots/ and report.html, as ``dqnkit train`` does.
+
+        ``callback``: one object or a list with any of ``on_step``, ``on_episode_end``, ``on_eval``,
+        ``on_checkpoint`` (each gets a read-only view of counters and metrics; False stops training, with a
+        checkpoint); built-ins in :mod:`dqnkit.training.callbacks`."""
         steps = self.config.total_timesteps if total_timesteps is None else int(total_timesteps)
-        self.trainer.learn(self.trainer.env_step + steps)
+        self.trainer.learn(self.trainer.env_step + steps, callback=callback)
         if self.run_dir is not None:
             try:
                 self.write_report()

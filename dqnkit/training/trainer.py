@@ -32,6 +32,7 @@ from dqnkit.networks import pick_torso
 from dqnkit.replay import ReplayBuffer
 from dqnkit.runfolder import (CONFIG_FILE, CSV_COLUMNS, RUN_INFO_FILE, VIDEOS_DIR, atomic_write, generator_state,
                               set_generator_state, truncate_csv, write_json_atomic)
+from dqnkit.training.callbacks import Callbacks, TrainingView
 from dqnkit.training.checkpoint import (CheckpointIndex, RunState, check_compatible, load_checkpoint, never_to_none,
                                         none_to_never, save_checkpoint)
 from dqnkit.envs.rollout import run_episodes
@@ -67,6 +68,11 @@ class Trainer:
         self.next_checkpoint = cfg.checkpoint_freq if cfg.checkpoint_freq > 0 else math.inf
         self.next_video = cfg.video_every if cfg.video_every > 0 and run_dir is not None else math.inf
         self.last_eval: dict | None = None
+        self.last_episode: tuple[float | None, int | None] = (None, None)  # return, length
+        self.last_update_row: dict | None = None
+        self.last_checkpoint: Path | None = None
+        self.callbacks, self.view = Callbacks(), TrainingView(self)
+        self._stop = False
         self.ep_return = np.zeros(cfg.num_envs)
         self.ep_length = np.zeros(cfg.num_envs, dtype=np.int64)
         self.update_log = UpdateLog(cfg.log_interval)
@@ -101,18 +107,22 @@ class Trainer:
         frac = min(1.0, self.env_step / max(1, self.cfg.total_timesteps))
         return self.cfg.beta_initial + frac * (1.0 - self.cfg.beta_initial)
 
-    def learn(self, until_env_step: int | None = None) -> dict:
-        """Train until ``until_env_step`` env steps in total (default: total_timesteps)."""
+    def learn(self, until_env_step: int | None = None, callback: Any = None) -> dict:
+        """Train until ``until_env_step`` env steps in total (default: total_timesteps), or until a callback
+        (one or a list, see :mod:`dqnkit.training.callbacks`) returns False."""
         cfg = self.cfg
         target = int(until_env_step if until_env_step is not None else cfg.total_timesteps)
+        self.callbacks, self._stop = Callbacks(callback), False
+        self.view = view = TrainingView(self)
+        on_step = self.callbacks.on_step
         self._open_logger(target)
         self.status = "running"
         self._write_run_info()
         self._clock = (time.perf_counter(), self.env_step)
-        interrupted = False
+        interrupted = stopped_early = False
         try:
             with sigterm_as_interrupt(self.run_dir is not None):
-                while self.env_step < target:
+                while self.env_step < target and not self._stop:
                     self._step()
                     # strictly more than learning_starts, as Stable-Baselines3 (tests/training/test_sb3_oracle.py)
                     if self.vec_steps % self.train_every == 0 and self.env_step > cfg.learning_starts:
@@ -130,9 +140,12 @@ class Trainer:
                         self.save_checkpoint()
                     if self.vec_steps % 64 == 0:
                         self.logger.tick(self.env_step, self.epsilon(), self._sps())
+                    if on_step is not None and on_step(view) is False:
+                        self._stop = True
+                stopped_early = self._stop
                 if cfg.eval_freq == 0 or self.last_eval is None or self.last_eval["env_step"] != self.env_step:
                     self.evaluate_and_log()
-            self.status = "finished"
+            self.status = "stopped" if stopped_early else "finished"
         except KeyboardInterrupt:
             interrupted = True
             self.status = "interrupted"
@@ -141,12 +154,15 @@ class Trainer:
             self._write_run_info()
             self.logger.close()
             raise
+        stopped = f"stopped by a callback ({self.callbacks.stopped_by})" if stopped_early else None
         if self.run_dir is not None:
             path = self.save_checkpoint()
-            if interrupted:
+            if interrupted or stopped:
                 self.logger.progress.message(
-                    f"interrupted at env step {self.env_step}; checkpoint written to {path}\n"
+                    f"{stopped or 'interrupted'} at env step {self.env_step}; checkpoint written to {path}\n"
                     f"resume with: dqnkit resume {self.run_dir}")
+        elif stopped:
+            self.logger.progress.message(f"{stopped} at env step {self.env_step}")
         self.logger.tick(self.env_step, self.epsilon(), self._sps())
         self._write_run_info()
         self.logger.close()
@@ -154,7 +170,7 @@ class Trainer:
         if interrupted and self.run_dir is None:
             raise KeyboardInterrupt
         return {"env_step": self.env_step, "episodes": self.episodes, "status": self.status,
-                "last_eval": self.last_eval}
+                "last_eval": self.last_eval, "stopped_by": self.callbacks.stopped_by}
 
     def _step(self) -> None:
         cfg = self.cfg
@@ -173,6 +189,8 @@ class Trainer:
         for i in np.flatnonzero(step.episode_end):
             self.episodes += 1
             self.logger.episode(self.env_step, self.episodes, self.ep_return[i], self.ep_length[i], self.epsilon())
+            self.last_episode = (float(self.ep_return[i]), int(self.ep_length[i]))
+            self._hook(self.callbacks.on_episode_end)
             self.ep_return[i] = 0.0
             self.ep_length[i] = 0
 
@@ -190,6 +208,7 @@ class Trainer:
                 if not UpdateLog.finite(row):
                     self._diverged()
                 self.logger.update(row)
+                self.last_update_row = row
         if not self.update_log.last_loss_finite():
             self._diverged()
 
@@ -221,6 +240,7 @@ class Trainer:
             self.logger.evaluation(self.env_step, result["mean_return"], result["std_return"])
         if self.checkpoints is not None and self.checkpoints.improves(result["mean_return"]):
             self.checkpoints.save_best(self.env_step, result["mean_return"], self.agent.tensors(), self.state())
+        self._hook(self.callbacks.on_eval)
         return result
 
     def record_video(self) -> list[Path]:
@@ -252,7 +272,14 @@ class Trainer:
         if self.checkpoints is None:
             return None
         replay = self.buffer.state_dict() if self.cfg.save_replay else None
-        return self.checkpoints.save(self.env_step, self.agent.tensors(), self.state(), replay)
+        self.last_checkpoint = self.checkpoints.save(self.env_step, self.agent.tensors(), self.state(), replay)
+        self._hook(self.callbacks.on_checkpoint)
+        return self.last_checkpoint
+
+    def _hook(self, hook: Callable | None) -> None:
+        """Call a callback hook (off the per-step path); False from it stops training after this step."""
+        if hook is not None and not self._stop and hook(self.view) is False:
+            self._stop = True
 
     def save_model(self, directory: Path) -> Path:
         """This run's networks, optimizer and state as one checkpoint folder (no replay)."""
