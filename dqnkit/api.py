@@ -19,7 +19,8 @@ import gymnasium as gym
 import numpy as np
 
 from dqnkit.errors import CheckpointError, ConfigError, DqnkitError
-from dqnkit.learner.explore import epsilon_greedy
+from dqnkit.envs.masks import check_masks
+from dqnkit.learner.explore import epsilon_greedy, masked_argmax
 from dqnkit.presets import load_preset
 from dqnkit.presets.zoo import config_from_zoo
 from dqnkit.runfolder import PLOTS_DIR
@@ -106,13 +107,21 @@ class DQN:
         q = self.trainer.agent.q_values(batch.astype(envs.obs_dtype, copy=False))
         return q[0] if single else q
 
-    def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray | int:
-        """Greedy action (or epsilon-greedy at the current epsilon when not deterministic)."""
-        greedy = np.argmax(self.q_values(obs), axis=-1)
+    def predict(self, obs: Any, deterministic: bool = True, action_masks: Any = None) -> np.ndarray | int:
+        """Greedy action (or epsilon-greedy at the current epsilon when not deterministic); ``action_masks``
+        (|A|,) or (B, |A|) bool: only these actions may be chosen (sb3-contrib's keyword)."""
+        q = self.q_values(obs)
+        mask = None
+        if action_masks is not None:
+            n = self.trainer.envs.n_actions
+            mask = check_masks(np.asarray(action_masks).reshape(-1, n) if np.size(action_masks) % n == 0
+                               else np.asarray(action_masks)[None], np.atleast_2d(q).shape[0], n, "predict")
+        greedy = masked_argmax(np.atleast_2d(q), mask)
+        greedy = greedy[0] if q.ndim == 1 else greedy
         if deterministic:
             return int(greedy) if np.ndim(greedy) == 0 else greedy
         flat = epsilon_greedy(np.atleast_1d(greedy), self.trainer.epsilon(), self.trainer.envs.n_actions,
-                              self._predict_rng)
+                              self._predict_rng, mask)
         return int(flat[0]) if np.ndim(greedy) == 0 else flat
 
     def q_table(self) -> np.ndarray:

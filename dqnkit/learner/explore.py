@@ -50,15 +50,34 @@ class EpsilonSchedule:
         raise ValueError(f"unknown exploration schedule {self.kind!r}")
 
 
-def epsilon_greedy(greedy: np.ndarray, epsilon: float, n_actions: int, rng: np.random.Generator) -> np.ndarray:
-    """Replace each greedy action by a uniform random one with probability epsilon (vectorised)."""
+def epsilon_greedy(greedy: np.ndarray, epsilon: float, n_actions: int, rng: np.random.Generator,
+                   mask: np.ndarray | None = None) -> np.ndarray:
+    """Replace each greedy action by a uniform random one with probability epsilon (vectorised); with a
+    ``mask`` (B, n_actions) of allowed actions the random one is uniform over the allowed actions."""
     if epsilon <= 0.0:
         return greedy
     explore = rng.random(greedy.shape[0]) < epsilon
     if not explore.any():
         return greedy
-    random_actions = rng.integers(0, n_actions, size=greedy.shape[0])
+    if mask is None:
+        random_actions = rng.integers(0, n_actions, size=greedy.shape[0])
+    else:
+        random_actions = uniform_allowed(mask, rng)
     return np.where(explore, random_actions, greedy)
+
+
+def uniform_allowed(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One action per row of ``mask`` (B, n_actions), uniform over its True entries (one draw per row)."""
+    counts = mask.sum(axis=1)
+    k = np.minimum((rng.random(mask.shape[0]) * counts).astype(np.int64), counts - 1)
+    return (np.cumsum(mask, axis=1) > k[:, None]).argmax(axis=1)
+
+
+def masked_argmax(q: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """argmax over the allowed actions of each row (all actions without a mask)."""
+    if mask is None:
+        return q.argmax(axis=1)
+    return np.where(mask, q, -np.inf).argmax(axis=1)
 
 
 def epsilon_greedy_row(q_row: np.ndarray, epsilon: float, rng: np.random.Generator) -> int:

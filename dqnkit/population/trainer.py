@@ -82,6 +82,9 @@ class PopulationTrainer:
         self.ep_length = np.zeros(self.M * self.E, dtype=np.int64)
         self.update_log = UpdateLog(cfg.log_interval)  # members update in lockstep: one log_at for all
         self.obs = self.envs.reset()
+        if self.envs.masked:
+            raise ConfigError("population mode does not support envs with action masks (info['action_mask'] or "
+                              "action_masks()); train one seed at a time (dqnkit train without --seeds)")
         self.checkpoints = [CheckpointIndex(d, c.keep_checkpoints) if d else None
                             for d, c in zip(self.run_dirs, self.cfgs)]
         self.loggers: list[RunLogger] = []

@@ -27,7 +27,7 @@ from dqnkit.config import Config
 from dqnkit.envs.vector import EnvSource, TrainingEnvs
 from dqnkit.errors import TrainingDiverged
 from dqnkit.learner.agent import Agent
-from dqnkit.learner.explore import EpsilonSchedule
+from dqnkit.learner.explore import EpsilonSchedule, masked_argmax, uniform_allowed
 from dqnkit.networks import pick_torso
 from dqnkit.replay import ReplayBuffer
 from dqnkit.runfolder import (CONFIG_FILE, CSV_COLUMNS, RUN_INFO_FILE, VIDEOS_DIR, atomic_write, generator_state,
@@ -94,7 +94,7 @@ class Trainer:
                                         n_step=cfg.n_step, gamma=cfg.gamma, prioritized=cfg.prioritized_replay,
                                         alpha=cfg.alpha, priority_eps=cfg.priority_epsilon,
                                         priority_clip=cfg.priority_clip, seed=cfg.seed + 2, device=self.device,
-                                        **frames)
+                                        mask_actions=self.envs.n_actions if self.envs.masked else 0, **frames)
         return self._buffer
 
     # --- the loop ----------------------------------------------------------------------
@@ -174,13 +174,17 @@ class Trainer:
 
     def _step(self) -> None:
         cfg = self.cfg
+        mask = self.envs.current_mask  # None unless the env gives action masks
         if self.env_step < cfg.learning_starts and not cfg.noisy:
-            actions = self.rng.integers(0, self.envs.n_actions, size=cfg.num_envs)
-        else:
+            actions = self.rng.integers(0, self.envs.n_actions, size=cfg.num_envs) if mask is None \
+                else uniform_allowed(mask, self.rng)
+        elif mask is None:
             actions = self.agent.act(self.obs, self.epsilon(), self.rng)
+        else:
+            actions = self.agent.act(self.obs, self.epsilon(), self.rng, mask)
         step = self.envs.step(actions)
         self.buffer.add(self.obs, actions, step.reward, step.terminated, step.truncated, step.final_obs,
-                        episode_end=step.episode_end)
+                        episode_end=step.episode_end, next_mask=step.final_mask)
         self.obs = step.next_obs
         self.vec_steps += 1
         self.env_step += cfg.num_envs
@@ -224,8 +228,8 @@ class Trainer:
         return (self.env_step - s0) / dt if dt > 0 else 0.0
 
     # --- evaluation --------------------------------------------------------------------
-    def greedy_policy(self, obs: np.ndarray) -> np.ndarray:
-        return self.agent.q_values(obs).argmax(axis=1)
+    def greedy_policy(self, obs: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        return masked_argmax(self.agent.q_values(obs), mask)
 
     def evaluate(self, episodes: int | None = None, seed: int | None = None) -> dict:
         episodes = episodes or self.cfg.eval_episodes
