@@ -133,11 +133,14 @@ class DQN:
                               "GridWorld-v0, FrozenLake, Taxi)")
         return self.q_values(np.arange(int(raw.n)) + int(raw.start))
 
-    def evaluate(self, episodes: int = 10, seed: int | None = None) -> dict:
+    def evaluate(self, episodes: int = 10, seed: int | None = None, epsilon: float | None = None) -> dict:
         """Greedy episodes on fresh envs (reset with seeds ``seed``, ``seed + 1``, ...; default: the periodic
-        evaluation's seeds). Returns ``mean_return``, ``std_return`` (population std), ``episodes`` (how many),
+        evaluation's seeds); epsilon-greedy at ``epsilon`` (default: the config's eval_epsilon, 0) with a
+        generator seeded from ``seed``, so the same call gives the same episodes. Returns ``mean_return``, ``std_return`` (population std), ``episodes`` (how many),
         ``returns`` (one per episode), ``lengths`` (env steps of each episode) and ``mean_length``."""
-        return self.trainer.evaluate(episodes, seed)
+        if epsilon is not None and not 0.0 <= float(epsilon) <= 1.0:
+            raise ConfigError(f"evaluation epsilon must be in [0, 1], got {epsilon}")
+        return self.trainer.evaluate(episodes, seed, epsilon)
 
     def make_eval_env(self, render_mode: str | None = None) -> gym.Env:
         """An env as evaluation sees it (Atari: unclipped rewards, lives not terminal)."""

@@ -156,6 +156,8 @@ def cmd_eval(args) -> int:
     folder = path.parent if path.is_file() else path  # RUN/checkpoints/best/model.safetensors means its folder
     if (folder / "tabular.json").is_file():
         from dqnkit.tabular import TabularQ
+        if args.epsilon is not None:
+            raise DqnkitError("--epsilon applies to DQN runs; a tabular run is evaluated greedily")
         learner = TabularQ.load(folder)
         result = learner.evaluate(args.episodes, seed=args.seed)
         used = folder
@@ -164,14 +166,15 @@ def cmd_eval(args) -> int:
         from dqnkit.training.checkpoint import find_checkpoint
         used = find_checkpoint(path, args.which)
         model = DQN.load(used)
-        result = model.evaluate(args.episodes, seed=args.seed)
+        result = model.evaluate(args.episodes, seed=args.seed, epsilon=args.epsilon)
         model.close()
     if args.json:
         print(json.dumps({**{k: result[k] for k in ("mean_return", "std_return", "episodes", "returns", "lengths")
                              if k in result}, "checkpoint": str(used)}))
     else:
         print(f"checkpoint: {used}")
-        print(f"{result['episodes']} greedy episodes: mean return {result['mean_return']:.2f} "
+        kind = "greedy" if not (args.epsilon or 0) else f"epsilon-greedy ({args.epsilon:g})"
+        print(f"{result['episodes']} {kind} episodes: mean return {result['mean_return']:.2f} "
               f"+/- {result['std_return']:.2f}")
     return 0
 
@@ -267,6 +270,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                           "periodic evaluation's)")
     p.add_argument("--which", choices=["latest", "best"], default="latest",
                    help="which checkpoint of a run folder: the newest (default) or the best by greedy evaluation")
+    p.add_argument("--epsilon", type=float, default=None, metavar="E",
+                   help="epsilon-greedy evaluation (seeded, reproducible; default: the run's eval_epsilon, 0); "
+                        "the Atari protocol uses 0.05 or 0.001")
     p.add_argument("--json", action="store_true", help="print one JSON object (with the checkpoint used)")
     p.set_defaults(func=cmd_eval)
 

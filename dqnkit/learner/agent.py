@@ -14,7 +14,7 @@ import torch
 
 from dqnkit.config import Config
 from dqnkit.errors import ConfigError
-from dqnkit.learner.explore import epsilon_greedy
+from dqnkit.learner.explore import epsilon_greedy, explore
 from dqnkit.learner.losses import categorical_loss, categorical_projection, masked_q, td_target, value_loss
 from dqnkit.networks import QNetwork
 from dqnkit.networks.mlp_fastpath import plain_mlp_layers, td_loss_and_grads
@@ -68,7 +68,8 @@ class Agent:
         self.online = QNetwork(obs_shape, n_actions, net_arch=cfg.net_arch, torso=torso, dueling=cfg.dueling,
                                noisy=cfg.noisy, noisy_sigma0=cfg.noisy_sigma0, distributional=cfg.distributional,
                                n_atoms=cfg.n_atoms, v_min=cfg.v_min, v_max=cfg.v_max,
-                               input_scale=input_scale, layer_norm=cfg.layer_norm).to(self.device)
+                               input_scale=input_scale, layer_norm=cfg.layer_norm,
+                               dueling_aggregation=cfg.dueling_aggregation).to(self.device)
         self.target = copy.deepcopy(self.online)
         self.target.requires_grad_(False)
         self.optimizer = make_optimizer(cfg, self.online.parameters(), self.device)
@@ -99,12 +100,15 @@ class Agent:
 
     @torch.inference_mode()
     def act(self, obs: np.ndarray, epsilon: float, rng: np.random.Generator,
-            mask: np.ndarray | None = None) -> np.ndarray:
+            mask: np.ndarray | None = None, temperature: float | None = None) -> np.ndarray:
         """One forward pass for the whole vector of envs; epsilon-greedy on top (noise does the exploring when
-        noisy). ``mask`` (N, |A|) bool: the allowed actions, for the argmax and the random actions alike."""
+        noisy), or the config's Boltzmann exploration at ``temperature``. ``mask`` (N, |A|) bool: the allowed
+        actions, for the argmax and the exploring actions alike."""
         if self.cfg.noisy:
             self.online.reset_noise(self.noise_gen)
         q = self.online.q_values(self._obs_tensor(obs))
+        if self.cfg.exploration != "epsilon":
+            return explore(q.cpu().numpy(), self.cfg.exploration, epsilon, temperature, rng, mask)
         if mask is not None:
             q = masked_q(q, torch.as_tensor(mask, device=self.device))
         greedy = q.argmax(dim=1).cpu().numpy()

@@ -52,6 +52,10 @@ class PopulationTrainer:
         if cfg.frame_stack > 1 or cfg.video_every > 0:
             raise ConfigError("population mode trains vector-observation envs without videos; "
                               "set frame_stack=1 and video_every=0 (or train one seed at a time)")
+        if cfg.exploration != "epsilon" or cfg.eval_epsilon > 0:
+            raise ConfigError(f"population mode explores epsilon-greedily and evaluates greedily; exploration="
+                              f"{cfg.exploration}, eval_epsilon={cfg.eval_epsilon:g} need one run per seed "
+                              "(dqnkit train without --seeds), or set exploration=epsilon eval_epsilon=0")
         self.root = Path(root) if root is not None else None
         self.run_dirs = [self.root / m.name if self.root else None for m in self.members]
         self.verbosity = verbosity

@@ -27,7 +27,7 @@ from dqnkit.config import Config
 from dqnkit.envs.vector import EnvSource, TrainingEnvs
 from dqnkit.errors import TrainingDiverged
 from dqnkit.learner.agent import Agent
-from dqnkit.learner.explore import EpsilonSchedule, masked_argmax, uniform_allowed
+from dqnkit.learner.explore import EpsilonSchedule, epsilon_policy, masked_argmax, uniform_allowed
 from dqnkit.networks import pick_torso
 from dqnkit.replay import ReplayBuffer
 from dqnkit.runfolder import (CONFIG_FILE, CSV_COLUMNS, RUN_INFO_FILE, VIDEOS_DIR, atomic_write, generator_state,
@@ -59,6 +59,7 @@ class Trainer:
         self.device = self.agent.device
         self._buffer: ReplayBuffer | None = None  # built on first use: evaluating a loaded model needs none
         self.schedule = EpsilonSchedule.from_config(cfg)
+        self.temperatures = EpsilonSchedule.temperature_from_config(cfg)  # boltzmann, max_boltzmann
         self.rng = np.random.default_rng(cfg.seed + 3)  # exploration draws
         # counters (all checkpointed)
         self.env_step = 0
@@ -99,9 +100,12 @@ class Trainer:
 
     # --- the loop ----------------------------------------------------------------------
     def epsilon(self) -> float:
-        if self.cfg.noisy:
+        if self.cfg.noisy or self.cfg.exploration == "boltzmann":
             return 0.0
         return self.schedule.value(self.env_step, self.episodes)
+
+    def temperature(self) -> float:
+        return self.temperatures.value(self.env_step, self.episodes)
 
     def beta(self) -> float:
         frac = min(1.0, self.env_step / max(1, self.cfg.total_timesteps))
@@ -174,14 +178,7 @@ class Trainer:
 
     def _step(self) -> None:
         cfg = self.cfg
-        mask = self.envs.current_mask  # None unless the env gives action masks
-        if self.env_step < cfg.learning_starts and not cfg.noisy:
-            actions = self.rng.integers(0, self.envs.n_actions, size=cfg.num_envs) if mask is None \
-                else uniform_allowed(mask, self.rng)
-        elif mask is None:
-            actions = self.agent.act(self.obs, self.epsilon(), self.rng)
-        else:
-            actions = self.agent.act(self.obs, self.epsilon(), self.rng, mask)
+        actions = self._act(self.envs.current_mask)
         step = self.envs.step(actions)
         self.buffer.add(self.obs, actions, step.reward, step.terminated, step.truncated, step.final_obs,
                         episode_end=step.episode_end, next_mask=step.final_mask)
@@ -197,6 +194,19 @@ class Trainer:
             self._hook(self.callbacks.on_episode_end)
             self.ep_return[i] = 0.0
             self.ep_length[i] = 0
+
+    def _act(self, mask: np.ndarray | None) -> np.ndarray:
+        """This vector step's actions; ``mask``: the allowed actions (None unless the env gives masks)."""
+        cfg = self.cfg
+        if self.env_step < cfg.learning_starts and not cfg.noisy:
+            if mask is None:
+                return self.rng.integers(0, self.envs.n_actions, size=cfg.num_envs)
+            return uniform_allowed(mask, self.rng)
+        if cfg.exploration != "epsilon":
+            return self.agent.act(self.obs, self.epsilon(), self.rng, mask, self.temperature())
+        if mask is None:
+            return self.agent.act(self.obs, self.epsilon(), self.rng)
+        return self.agent.act(self.obs, self.epsilon(), self.rng, mask)
 
     def _train_round(self) -> None:
         cfg = self.cfg
@@ -231,10 +241,15 @@ class Trainer:
     def greedy_policy(self, obs: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         return masked_argmax(self.agent.q_values(obs), mask)
 
-    def evaluate(self, episodes: int | None = None, seed: int | None = None) -> dict:
+    def evaluate(self, episodes: int | None = None, seed: int | None = None, epsilon: float | None = None) -> dict:
+        """Episodes reset with seeds ``seed + i``, greedy or epsilon-greedy at ``epsilon`` (default eval_epsilon)
+        with a generator seeded from ``seed``, so an evaluation repeats exactly."""
         episodes = episodes or self.cfg.eval_episodes
         seed = self.cfg.seed + EVAL_SEED_OFFSET if seed is None else seed
-        return run_episodes(self.greedy_policy, self.envs.make_eval_env, episodes, seed=seed)
+        epsilon = self.cfg.eval_epsilon if epsilon is None else float(epsilon)
+        policy = self.greedy_policy if epsilon <= 0 else epsilon_policy(
+            self.greedy_policy, epsilon, self.envs.n_actions, np.random.default_rng([abs(int(seed)), 5]))
+        return run_episodes(policy, self.envs.make_eval_env, episodes, seed=seed)
 
     def evaluate_and_log(self) -> dict:
         result = self.evaluate()
