@@ -37,7 +37,8 @@ from dqnkit.runfolder import (CONFIG_FILE, CSV_COLUMNS, RUN_INFO_FILE, atomic_wr
                               set_generator_state, truncate_csv, write_json_atomic)
 from dqnkit.training.checkpoint import (CheckpointIndex, RunState, load_checkpoint, never_to_none, none_to_never)
 from dqnkit.training.logger import RunLogger, UpdateLog, make_progress
-from dqnkit.training.trainer import EVAL_SEED_OFFSET, sigterm_as_interrupt
+from dqnkit.training.interrupt import sigterm_as_interrupt
+from dqnkit.training.trainer import EVAL_SEED_OFFSET
 
 
 class PopulationTrainer:

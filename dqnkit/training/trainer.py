@@ -10,13 +10,11 @@ unless its name says otherwise.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import platform
-import signal
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
@@ -33,6 +31,8 @@ from dqnkit.replay import ReplayBuffer
 from dqnkit.runfolder import (CONFIG_FILE, CSV_COLUMNS, RUN_INFO_FILE, VIDEOS_DIR, atomic_write, generator_state,
                               set_generator_state, truncate_csv, write_json_atomic)
 from dqnkit.training.callbacks import Callbacks, TrainingView
+from dqnkit.training.guards import Guards
+from dqnkit.training.interrupt import sigterm_as_interrupt
 from dqnkit.training.checkpoint import (CheckpointIndex, RunState, check_compatible, load_checkpoint, never_to_none,
                                         none_to_never, save_checkpoint)
 from dqnkit.envs.rollout import run_episodes
@@ -73,6 +73,7 @@ class Trainer:
         self.last_update_row: dict | None = None
         self.last_checkpoint: Path | None = None
         self.callbacks, self.view = Callbacks(), TrainingView(self)
+        self.guards = Guards(cfg, cfg.num_envs)
         self._stop = False
         self.ep_return = np.zeros(cfg.num_envs)
         self.ep_length = np.zeros(cfg.num_envs, dtype=np.int64)
@@ -120,6 +121,8 @@ class Trainer:
         self.view = view = TrainingView(self)
         on_step = self.callbacks.on_step
         self._open_logger(target)
+        self.guards.say = self.logger.progress.message
+        self.guards.start()
         self.status = "running"
         self._write_run_info()
         self._clock = (time.perf_counter(), self.env_step)
@@ -180,6 +183,8 @@ class Trainer:
         cfg = self.cfg
         actions = self._act(self.envs.current_mask)
         step = self.envs.step(actions)
+        if self.guards.on_step is not None:
+            self.guards.on_step(step.reward, step.episode_end)
         self.buffer.add(self.obs, actions, step.reward, step.terminated, step.truncated, step.final_obs,
                         episode_end=step.episode_end, next_mask=step.final_mask)
         self.obs = step.next_obs
@@ -191,6 +196,7 @@ class Trainer:
             self.episodes += 1
             self.logger.episode(self.env_step, self.episodes, self.ep_return[i], self.ep_length[i], self.epsilon())
             self.last_episode = (float(self.ep_return[i]), int(self.ep_length[i]))
+            self.guards.episode_end(self.last_episode[1])
             self._hook(self.callbacks.on_episode_end)
             self.ep_return[i] = 0.0
             self.ep_length[i] = 0
@@ -284,7 +290,7 @@ class Trainer:
             agent=self.agent.meta(),
             rng={"explore": generator_state(self.rng), "torch": torch.get_rng_state().tolist()},
             episode_accumulators={"return": self.ep_return.tolist(), "length": self.ep_length.tolist()},
-            envs=self.envs.snapshot(), last_eval=self.last_eval, pending_losses=pending,
+            envs=self.envs.snapshot(), last_eval=self.last_eval, pending_losses=pending, guards=self.guards.state(),
         ).to_json()
 
     def save_checkpoint(self) -> Path | None:
@@ -322,6 +328,7 @@ class Trainer:
         self.ep_length = np.asarray(state.episode_accumulators["length"], dtype=np.int64)
         self.obs = self.envs.restore(state.envs)
         self.last_eval = state.last_eval
+        self.guards.load(**state.guards)
         if replay_arrays is not None and state.replay is not None:
             self.buffer.load_state_dict(replay_arrays, state.replay)
         if self.run_dir is not None:
@@ -345,29 +352,10 @@ class Trainer:
             "dqnkit": __version__, "torch": torch.__version__, "gymnasium": gym.__version__,
             "python": platform.python_version(), "device": str(self.device),
             "last_eval": {k: v for k, v in (self.last_eval or {}).items() if k != "lengths"},
+            "warnings": self.guards.warnings,
         })
 
     def close(self) -> None:
         if self.logger is not None:
             self.logger.close()
         self.envs.close()
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt(enabled: bool) -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt inside the block, so a killed run writes its checkpoint like Ctrl-C."""
-    old: Callable | int | None = None
-    if enabled and hasattr(signal, "SIGTERM"):
-        try:
-            old = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-        except ValueError:  # not in the main thread
-            old = None
-    try:
-        yield
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
-
-
-def _raise_keyboard_interrupt(signum, frame):
-    raise KeyboardInterrupt
