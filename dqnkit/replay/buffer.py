@@ -168,6 +168,14 @@ class ReplayBuffer:
         frame stacks the oldest ``frame_stack - 1`` rows of a full ring)."""
         return self.storage.valid_range(self.n_step)[1]
 
+    def newest_rewards(self, rows: int) -> np.ndarray:
+        """The one-step rewards of the newest ``rows`` rows (fewer when fewer are stored), (k, num_envs)."""
+        st = self.storage
+        k = min(int(rows), st.rows_stored)
+        if st.pos >= k:
+            return st.reward[st.pos - k:st.pos]
+        return np.concatenate((st.reward[st.num_rows - (k - st.pos):], st.reward[:st.pos]))
+
     def can_sample(self, batch_size: int) -> bool:
         """True when at least ``batch_size`` (>= 1) transitions are sampleable."""
         return self.num_valid() >= max(int(batch_size), 1)

@@ -13,8 +13,9 @@ Each kind of warning is given once per run, in the progress output and in run.js
 - ``huber_rewards``: a reward over 100x the Huber loss's linear region (delta 1): every large TD error then
   gets the same constant gradient.
 
-The per-step checks are two reductions (and, with C51, two in-place multiply-adds) over ``num_envs`` values;
-:attr:`Guards.on_step` becomes None once nothing is left to check per step.
+Only C51's check runs per step (two in-place multiply-adds and two reductions over ``num_envs`` values), and
+:attr:`Guards.on_step` is None without C51 or once it has warned; the reward check reads the replay's newest
+rows every 64 vector steps.
 """
 from __future__ import annotations
 
@@ -46,9 +47,11 @@ class Guards:
         self._update_on_step()
 
     def _update_on_step(self) -> None:
-        needed = (self.reward_limit is not None and "huber_rewards" not in self.kinds) or \
-                 (self.c51 and "c51_support" not in self.kinds)
-        self.on_step = self.step if needed else None
+        self.on_step = self.step if self.c51 and "c51_support" not in self.kinds else None
+
+    @property
+    def checks_rewards(self) -> bool:
+        return self.reward_limit is not None and "huber_rewards" not in self.kinds
 
     def warn(self, kind: str, text: str) -> None:
         if kind in self.kinds:
@@ -66,16 +69,21 @@ class Guards:
                       f"({cfg.batch_size}): updates wait until {cfg.batch_size} transitions are stored, so learning "
                       f"starts later than learning_starts says; set learning_starts >= {cfg.batch_size}")
 
-    def step(self, reward: np.ndarray, ended: np.ndarray) -> None:
-        """One vector step's learning rewards and episode ends."""
+    def rewards(self, rewards: np.ndarray) -> None:
+        """Learning rewards stored since the last check (the trainer passes the replay's newest rows every 64
+        vector steps, so the default config pays nothing per step)."""
         limit = self.reward_limit
-        if limit is not None and "huber_rewards" not in self.kinds:
-            top, bottom = float(reward.max()), float(reward.min())
-            if top > limit or bottom < -limit:
-                big = top if top > limit else bottom
-                self.warn("huber_rewards", f"a reward of {big:g} is over {HUBER_FACTOR:g}x the Huber loss's linear "
-                          f"region (|TD| > {HUBER_DELTA:g}): every large TD error gets the same gradient, which "
-                          "slows learning; scale the rewards down (env_wrapper) or set loss=mse")
+        if limit is None or rewards.size == 0:
+            return
+        top, bottom = float(rewards.max()), float(rewards.min())
+        if top > limit or bottom < -limit:
+            big = top if top > limit else bottom
+            self.warn("huber_rewards", f"a reward of {big:g} is over {HUBER_FACTOR:g}x the Huber loss's linear "
+                      f"region (|TD| > {HUBER_DELTA:g}): every large TD error gets the same gradient, which "
+                      "slows learning; scale the rewards down (env_wrapper) or set loss=mse")
+
+    def step(self, reward: np.ndarray, ended: np.ndarray) -> None:
+        """One vector step's learning rewards and episode ends (C51 only: the discounted returns so far)."""
         if self.c51 and "c51_support" not in self.kinds:
             np.multiply(self._disc, reward, out=self._tmp)
             self._ret += self._tmp

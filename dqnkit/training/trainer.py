@@ -147,6 +147,8 @@ class Trainer:
                         self.save_checkpoint()
                     if self.vec_steps % 64 == 0:
                         self.logger.tick(self.env_step, self.epsilon(), self._sps())
+                        if self.guards.checks_rewards:
+                            self.guards.rewards(self.buffer.newest_rewards(64))
                     if on_step is not None and on_step(view) is False:
                         self._stop = True
                 stopped_early = self._stop

@@ -103,9 +103,23 @@ def test_warnings_survive_resume_and_are_not_repeated(tmp_path, capsys):
     assert info["env_step"] == 500 and len(info["warnings"]) == 1
 
 
-def test_no_per_step_guard_when_nothing_to_check():
-    g = Guards(Config.from_dict({**FAST, "loss": "mse"}), 1)
-    assert g.on_step is None
+def test_no_per_step_guard_without_c51():
     g = Guards(Config.from_dict(FAST), 1)
-    g.step(np.array([500.0]), np.array([False]))
-    assert g.on_step is None and len(g.warnings) == 1  # the Huber check is done once it has warned
+    assert g.on_step is None and g.checks_rewards
+    g.rewards(np.array([[1.0], [-500.0]]))
+    assert not g.checks_rewards and "a reward of -500" in g.warnings[0]
+    g = Guards(Config.from_dict({**FAST, "distributional": True}), 2)
+    g.step(np.array([4.0, 1.0]), np.array([False, True]))
+    g.step(np.array([4.0, 1.0]), np.array([False, False]))
+    assert not g.warnings  # 4 + 0.99 * 4 = 7.96 and 1 (a new episode): inside [-10, 10]
+    g.step(np.array([4.0, 1.0]), np.array([False, False]))
+    assert "a discounted return of 11.9" in g.warnings[0] and g.on_step is None
+
+
+def test_newest_rewards_across_the_ring_wrap():
+    from dqnkit.replay import ReplayBuffer
+    buf = ReplayBuffer(10, 1, (1,), np.float32)
+    for t in range(13):
+        buf.add(np.zeros((1, 1), np.float32), [0], [float(t)], [False], [False], np.zeros((1, 1), np.float32))
+    assert buf.newest_rewards(4)[:, 0].tolist() == [9.0, 10.0, 11.0, 12.0]
+    assert sorted(buf.newest_rewards(64)[:, 0].tolist()) == list(map(float, range(3, 13)))
