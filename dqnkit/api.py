@@ -19,7 +19,8 @@ import gymnasium as gym
 import numpy as np
 
 from dqnkit.errors import CheckpointError, ConfigError, DqnkitError
-from dqnkit.learner.explore import epsilon_greedy
+from dqnkit.envs.masks import check_masks
+from dqnkit.learner.explore import epsilon_greedy, masked_argmax
 from dqnkit.presets import load_preset
 from dqnkit.presets.zoo import config_from_zoo
 from dqnkit.runfolder import PLOTS_DIR
@@ -64,11 +65,15 @@ class DQN:
         return cls(env, run_dir=run_dir, **values)
 
     # --- training ------------------------------------------------------------------------
-    def learn(self, total_timesteps: int | None = None) -> "DQN":
+    def learn(self, total_timesteps: int | None = None, callback: Any = None) -> "DQN":
         """Train for ``total_timesteps`` more env steps (default: the config's total_timesteps). With a ``run_dir``,
-        then refresh its plots/ and report.html, as ``dqnkit train`` does."""
+        then refresh its plots/ and report.html, as ``dqnkit train`` does.
+
+        ``callback``: one object or a list with any of ``on_step``, ``on_episode_end``, ``on_eval``,
+        ``on_checkpoint`` (each gets a read-only view of counters and metrics; False stops training, with a
+        checkpoint); built-ins in :mod:`dqnkit.training.callbacks`."""
         steps = self.config.total_timesteps if total_timesteps is None else int(total_timesteps)
-        self.trainer.learn(self.trainer.env_step + steps)
+        self.trainer.learn(self.trainer.env_step + steps, callback=callback)
         if self.run_dir is not None:
             try:
                 self.write_report()
@@ -102,13 +107,21 @@ class DQN:
         q = self.trainer.agent.q_values(batch.astype(envs.obs_dtype, copy=False))
         return q[0] if single else q
 
-    def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray | int:
-        """Greedy action (or epsilon-greedy at the current epsilon when not deterministic)."""
-        greedy = np.argmax(self.q_values(obs), axis=-1)
+    def predict(self, obs: Any, deterministic: bool = True, action_masks: Any = None) -> np.ndarray | int:
+        """Greedy action (or epsilon-greedy at the current epsilon when not deterministic); ``action_masks``
+        (|A|,) or (B, |A|) bool: only these actions may be chosen (sb3-contrib's keyword)."""
+        q = self.q_values(obs)
+        mask = None
+        if action_masks is not None:
+            n = self.trainer.envs.n_actions
+            mask = check_masks(np.asarray(action_masks).reshape(-1, n) if np.size(action_masks) % n == 0
+                               else np.asarray(action_masks)[None], np.atleast_2d(q).shape[0], n, "predict")
+        greedy = masked_argmax(np.atleast_2d(q), mask)
+        greedy = greedy[0] if q.ndim == 1 else greedy
         if deterministic:
             return int(greedy) if np.ndim(greedy) == 0 else greedy
         flat = epsilon_greedy(np.atleast_1d(greedy), self.trainer.epsilon(), self.trainer.envs.n_actions,
-                              self._predict_rng)
+                              self._predict_rng, mask)
         return int(flat[0]) if np.ndim(greedy) == 0 else flat
 
     def q_table(self) -> np.ndarray:
@@ -120,11 +133,14 @@ class DQN:
                               "GridWorld-v0, FrozenLake, Taxi)")
         return self.q_values(np.arange(int(raw.n)) + int(raw.start))
 
-    def evaluate(self, episodes: int = 10, seed: int | None = None) -> dict:
+    def evaluate(self, episodes: int = 10, seed: int | None = None, epsilon: float | None = None) -> dict:
         """Greedy episodes on fresh envs (reset with seeds ``seed``, ``seed + 1``, ...; default: the periodic
-        evaluation's seeds). Returns ``mean_return``, ``std_return`` (population std), ``episodes`` (how many),
+        evaluation's seeds); epsilon-greedy at ``epsilon`` (default: the config's eval_epsilon, 0) with a
+        generator seeded from ``seed``, so the same call gives the same episodes. Returns ``mean_return``, ``std_return`` (population std), ``episodes`` (how many),
         ``returns`` (one per episode), ``lengths`` (env steps of each episode) and ``mean_length``."""
-        return self.trainer.evaluate(episodes, seed)
+        if epsilon is not None and not 0.0 <= float(epsilon) <= 1.0:
+            raise ConfigError(f"evaluation epsilon must be in [0, 1], got {epsilon}")
+        return self.trainer.evaluate(episodes, seed, epsilon)
 
     def make_eval_env(self, render_mode: str | None = None) -> gym.Env:
         """An env as evaluation sees it (Atari: unclipped rewards, lives not terminal)."""

@@ -94,9 +94,20 @@ class Config:
     exploration_final_eps: float = _f(0.05, "Epsilon floor.", lo=0, hi=1)
     exploration_decay_env_steps: float = _f(1000.0, "exponential: eps = final + (initial-final) * exp(-env_step / this).", lo=0, lo_open=True)
     exploration_episode_decay: float = _f(0.995, "multiplicative: eps <- max(final, eps * this) after each episode.", lo=0, lo_open=True, hi=1)
+    exploration: str = _f("epsilon", "How actions are explored: epsilon (epsilon-greedy) | boltzmann (sample softmax(Q / T)) | "
+                                     "max_boltzmann (keras-rl's MaxBoltzmannQPolicy: with probability epsilon sample "
+                                     "softmax(Q / T), else greedy).", choices=("epsilon", "boltzmann", "max_boltzmann"))
+    exploration_initial_temperature: float = _f(1.0, "boltzmann/max_boltzmann: temperature T at env step 0, decayed linearly "
+                                                     "over exploration_fraction * total_timesteps env steps.", lo=0, lo_open=True)
+    exploration_final_temperature: float = _f(0.1, "boltzmann/max_boltzmann: temperature T after the decay.", lo=0, lo_open=True)
+    eval_epsilon: float = _f(0.0, "Epsilon of evaluation's epsilon-greedy actions (evaluate, dqnkit eval, periodic "
+                                  "evaluation); the Atari protocol uses 0.05 (Mnih 2015) or 0.001 (Hessel 2018).", lo=0, hi=1)
     # --- Rainbow-family options (defaults give plain DQN) --------------------------------
     double_q: bool = _f(False, "Double DQN: online net picks argmax at s', target net evaluates it (van Hasselt 2016).")
     dueling: bool = _f(False, "Dueling head: Q = V + A - mean(A) (Wang et al. 2016).")
+    dueling_aggregation: str = _f("mean", "dueling: how V and A combine (keras-rl's dueling_type): mean (Q = V + A - mean A, "
+                                          "Wang et al. eq. 9) | max (Q = V + A - max A, eq. 8) | naive (Q = V + A).",
+                                  choices=("mean", "max", "naive"))
     prioritized_replay: bool = _f(False, "Proportional prioritized replay (Schaul et al. 2016).")
     alpha: float = _f(0.6, "PER: priority exponent.", lo=0, hi=1)
     beta_initial: float = _f(0.4, "PER: importance-sampling exponent at env step 0, annealed linearly to 1 at total_timesteps.", lo=0, hi=1)
@@ -157,6 +168,9 @@ class Config:
             if not ok:
                 raise ConfigError(f"env_wrapper entry {entry!r} must be an import path 'module.Class' or a mapping "
                                   "{'module.Class': {kwargs}}")
+        if self.noisy and self.exploration != "epsilon":
+            raise ConfigError(f"noisy=true explores by its noise; exploration={self.exploration} would explore twice: "
+                              "set exploration=epsilon (the default) or noisy=false")
         _check_policy_kwargs(self.policy_kwargs)
         _check_q_network(self)
         return self

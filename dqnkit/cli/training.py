@@ -63,11 +63,22 @@ def build_config(args):
     return config_from_zoo(values)
 
 
+def stop_callbacks(args) -> list:
+    """The built-in callbacks of --stop-at-return, --stop-after-evals-without-improvement and --time-limit."""
+    from dqnkit.training.callbacks import builtin_callbacks
+
+    return builtin_callbacks(args.stop_at_return, args.stop_after_evals_without_improvement, args.time_limit)
+
+
 def cmd_train(args) -> int:
     from dqnkit.training.trainer import Trainer
 
+    callbacks = stop_callbacks(args)  # a bad --time-limit fails before anything is built
     cfg = build_config(args)
     if population.is_population_request(args):
+        if callbacks:
+            raise DqnkitError("--stop-at-return, --stop-after-evals-without-improvement and --time-limit stop one "
+                              "run; population mode (--seeds/--grid) does not take them")
         return population.train(args, cfg, verbosity(args))
     run_dir = Path(args.out) if args.out else default_run_dir(cfg.env_id, cfg.seed)
     if (run_dir / "episodes.csv").exists():
@@ -78,7 +89,7 @@ def cmd_train(args) -> int:
         print(f"training {cfg.env_id} for {cfg.total_timesteps} env steps -> {run_dir}", flush=True)
     t0 = time.perf_counter()
     try:
-        result = trainer.learn()
+        result = trainer.learn(callback=callbacks)
     finally:
         trainer.close()
     if not args.quiet:
@@ -91,6 +102,15 @@ def cmd_train(args) -> int:
     return 130 if result["status"] == "interrupted" else 0
 
 
+def add_stop_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stop-at-return", type=float, metavar="R",
+                   help="stop (with a checkpoint) when a greedy evaluation's mean return reaches R")
+    p.add_argument("--stop-after-evals-without-improvement", type=int, metavar="K",
+                   help="stop (with a checkpoint) after K evaluations in a row without a new best")
+    p.add_argument("--time-limit", metavar="DURATION", help="stop (with a checkpoint) after this wall-clock time: "
+                   "90s, 10m, 1h")
+
+
 def cmd_resume(args) -> int:
     from dqnkit.training.checkpoint import REPLAY_FILE, find_checkpoint
     from dqnkit.config import Config
@@ -98,8 +118,12 @@ def cmd_resume(args) -> int:
     import yaml
 
     run_dir = Path(args.run)
+    callbacks = stop_callbacks(args)
     from dqnkit.population.folder import is_population
     if is_population(run_dir):
+        if callbacks:
+            raise DqnkitError("--stop-at-return, --stop-after-evals-without-improvement and --time-limit stop one "
+                              "run; resuming a population does not take them")
         return population.resume(run_dir, args.steps, verbosity(args), args.quiet)
     if not (run_dir / "config.yaml").is_file():
         raise CheckpointError(f"{run_dir} is not a dqnkit run folder (no config.yaml); pass the folder "
@@ -116,7 +140,7 @@ def cmd_resume(args) -> int:
               f"buffer starts empty, gradient updates pause until {cfg.batch_size} new transitions are stored, and "
               "the metrics will differ from an uninterrupted run's", file=sys.stderr, flush=True)
     try:
-        result = trainer.learn(target)
+        result = trainer.learn(target, callback=callbacks)
     finally:
         trainer.close()
     if not args.quiet:
@@ -132,6 +156,8 @@ def cmd_eval(args) -> int:
     folder = path.parent if path.is_file() else path  # RUN/checkpoints/best/model.safetensors means its folder
     if (folder / "tabular.json").is_file():
         from dqnkit.tabular import TabularQ
+        if args.epsilon is not None:
+            raise DqnkitError("--epsilon applies to DQN runs; a tabular run is evaluated greedily")
         learner = TabularQ.load(folder)
         result = learner.evaluate(args.episodes, seed=args.seed)
         used = folder
@@ -140,14 +166,15 @@ def cmd_eval(args) -> int:
         from dqnkit.training.checkpoint import find_checkpoint
         used = find_checkpoint(path, args.which)
         model = DQN.load(used)
-        result = model.evaluate(args.episodes, seed=args.seed)
+        result = model.evaluate(args.episodes, seed=args.seed, epsilon=args.epsilon)
         model.close()
     if args.json:
         print(json.dumps({**{k: result[k] for k in ("mean_return", "std_return", "episodes", "returns", "lengths")
                              if k in result}, "checkpoint": str(used)}))
     else:
         print(f"checkpoint: {used}")
-        print(f"{result['episodes']} greedy episodes: mean return {result['mean_return']:.2f} "
+        kind = "greedy" if not (args.epsilon or 0) else f"epsilon-greedy ({args.epsilon:g})"
+        print(f"{result['episodes']} {kind} episodes: mean return {result['mean_return']:.2f} "
               f"+/- {result['std_return']:.2f}")
     return 0
 
@@ -221,6 +248,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video-every", type=int, dest="video_every", metavar="N",
                    help="record a greedy episode every N env steps into run/videos")
     p.add_argument("--quiet", action="store_true")
+    add_stop_args(p)
     p.add_argument("--seeds", metavar="SEEDS", help="train a population in one process: seeds like 0-15 or 0,3,7 "
                    "(one member each; writes one run folder per member under --out)")
     p.add_argument("--grid", action="append", metavar="KEY=V1,V2", help="population: the cross product of these "
@@ -247,6 +275,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run")
     p.add_argument("--steps", type=int, help="total env steps to reach (default: the run's total_timesteps)")
     p.add_argument("--quiet", action="store_true")
+    add_stop_args(p)
     p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("eval", help="greedy evaluation of a run (its latest checkpoint, or --which best), a "
@@ -262,6 +291,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                           "periodic evaluation's)")
     p.add_argument("--which", choices=["latest", "best"], default="latest",
                    help="which checkpoint of a run folder: the newest (default) or the best by greedy evaluation")
+    p.add_argument("--epsilon", type=float, default=None, metavar="E",
+                   help="epsilon-greedy evaluation (seeded, reproducible; default: the run's eval_epsilon, 0); "
+                        "the Atari protocol uses 0.05 or 0.001")
     p.add_argument("--json", action="store_true", help="print one JSON object (with the checkpoint used)")
     p.set_defaults(func=cmd_eval)
 

@@ -22,6 +22,7 @@ class EpisodeRecorder(gym.Wrapper):
         super().__init__(env)
         self.episode_start: dict[str, Any] = {}
         self.episode_actions: list[int] = []
+        self.last_info: dict = {}  # of the last reset or step: an action mask is read back from it after restore
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is not None:
@@ -31,11 +32,14 @@ class EpisodeRecorder(gym.Wrapper):
         if options:
             self.episode_start["options"] = options
         self.episode_actions = []
-        return self.env.reset(seed=seed, options=options)
+        obs, self.last_info = self.env.reset(seed=seed, options=options)
+        return obs, self.last_info
 
     def step(self, action):
         self.episode_actions.append(int(action))
-        return self.env.step(action)
+        out = self.env.step(action)
+        self.last_info = out[4]
+        return out
 
     def snapshot(self) -> dict[str, Any]:
         return {"start": self.episode_start, "actions": list(self.episode_actions)}

@@ -27,6 +27,7 @@ from dqnkit.envs.atari import is_atari, make_atari_env
 from dqnkit.envs.classic import SUPPORTED as CLASSIC
 from dqnkit.envs.classic import make_classic_vector
 from dqnkit.envs.make import EnvFactory, ensure_registered, make_env
+from dqnkit.envs.masks import final_masks, masks_of_infos, require_some_allowed, vector_masks, with_mask_info
 from dqnkit.envs.recorder import EpisodeRecorder
 from dqnkit.envs.spaces import input_scale, obs_spec, spaces_signature
 from dqnkit.envs.wrappers import apply_wrappers, one_hot
@@ -132,6 +133,7 @@ class VecStep(NamedTuple):
     truncated: np.ndarray  # (N,) bool: a time limit ended the episode
     episode_end: np.ndarray  # (N,) bool: the next observation starts a new episode (terminated | truncated of the game)
     reported_reward: np.ndarray  # (N,): the reward the episode return is reported in (the game's unclipped score)
+    final_mask: np.ndarray | None = None  # (N, |A|) bool: the action mask of final_obs (envs with action masks)
 
 
 class TrainingEnvs:
@@ -171,15 +173,18 @@ class TrainingEnvs:
         # the space before one-hot encoding: the Python API encodes raw Discrete states the same way
         self.raw_observation_space = first.unwrapped.observation_space
         self.env_name = source if isinstance(source, str) else "this env"
+        # action masks (dqnkit.envs.masks): known from the first reset; current_mask belongs to the current obs
+        self.masked = False
+        self.current_mask: np.ndarray | None = None
 
     def make_one(self, seed: int | None = None, render_mode: str | None = None, evaluation: bool = False) -> gym.Env:
         """One env of this run: ``evaluation`` gives the unclipped rewards and no life-loss signal (Atari)."""
         cfg = self.cfg
         if self.atari:
             env = make_atari_env(self.source, cfg, render_mode=render_mode, evaluation=evaluation)
-            return apply_wrappers(env, cfg.env_wrapper)
-        return make_env(self.source, seed=seed, render_mode=render_mode, env_kwargs=cfg.env_kwargs or None,
-                        wrappers=cfg.env_wrapper)
+            return with_mask_info(apply_wrappers(env, cfg.env_wrapper))
+        return with_mask_info(make_env(self.source, seed=seed, render_mode=render_mode,
+                                       env_kwargs=cfg.env_kwargs or None, wrappers=cfg.env_wrapper))
 
     def make_eval_env(self, render_mode: str | None = None) -> gym.Env:
         """A separate env for greedy evaluation (and videos): unclipped rewards, lives not terminal."""
@@ -189,7 +194,11 @@ class TrainingEnvs:
         """Reset every env with its seed (``env_seeds``)."""
         if self.classic:
             return self.vec.reset_members(np.asarray(self.env_seeds))
-        obs, _ = self.vec.reset(seed=self.env_seeds)
+        obs, infos = self.vec.reset(seed=self.env_seeds)
+        self.current_mask = vector_masks(infos, self.num_envs, self.n_actions, self.env_name)
+        self.masked = self.current_mask is not None
+        if self.masked:
+            require_some_allowed(self.current_mask, self.env_name)
         return obs
 
     def step(self, actions: np.ndarray) -> VecStep:
@@ -199,13 +208,23 @@ class TrainingEnvs:
         next_obs, reward, terminated, truncated, infos = self.vec.step(actions)
         ended = terminated | truncated
         final = final_observations(next_obs, infos, ended) if ended.any() else next_obs
+        final_mask = self._step_masks(infos, ended) if self.masked else None
         if not self.atari:
-            return VecStep(next_obs, final, reward, terminated, truncated, ended, reward)
+            return VecStep(next_obs, final, reward, terminated, truncated, ended, reward, final_mask)
         n = self.num_envs
         raw = step_info(infos, "raw_reward", np.nan, n)
         raw = np.where(np.isnan(raw), reward, raw)
         learn_terminated = terminated | step_info(infos, "life_loss", False, n).astype(bool)
-        return VecStep(next_obs, final, reward, learn_terminated, truncated, ended, raw)
+        return VecStep(next_obs, final, reward, learn_terminated, truncated, ended, raw, final_mask)
+
+    def _step_masks(self, infos: Mapping[str, Any], ended: np.ndarray) -> np.ndarray:
+        """Set ``current_mask`` (the next obs's masks) and return the final obs's masks of this step."""
+        current = vector_masks(infos, self.num_envs, self.n_actions, self.env_name)
+        if current is None:
+            current = np.ones((self.num_envs, self.n_actions), dtype=bool)
+        require_some_allowed(current, self.env_name)
+        self.current_mask = current
+        return final_masks(infos, current, ended, self.n_actions, self.env_name)
 
     def encode(self, obs: Any) -> tuple[np.ndarray, bool]:
         """(a batch of network inputs, whether ``obs`` was one observation): raw ``Discrete`` states are one-hot
@@ -240,7 +259,11 @@ class TrainingEnvs:
             raise ValueError(f"snapshot holds {len(snapshots)} envs, the vector env has {self.num_envs}")
         if self.classic:
             return self.vec.restore(snapshots)
-        return np.stack([env.restore(snap) for env, snap in zip(self.vec.envs, snapshots)])
+        obs = np.stack([env.restore(snap) for env, snap in zip(self.vec.envs, snapshots)])
+        if self.masked:
+            self.current_mask = masks_of_infos([env.last_info for env in self.vec.envs], self.n_actions,
+                                               self.env_name)
+        return obs
 
     def close(self) -> None:
         self.vec.close()

@@ -14,8 +14,8 @@ import torch
 
 from dqnkit.config import Config
 from dqnkit.errors import ConfigError
-from dqnkit.learner.explore import epsilon_greedy
-from dqnkit.learner.losses import categorical_loss, categorical_projection, td_target, value_loss
+from dqnkit.learner.explore import epsilon_greedy, explore
+from dqnkit.learner.losses import categorical_loss, categorical_projection, masked_q, td_target, value_loss
 from dqnkit.networks import QNetwork
 from dqnkit.networks.custom import build_custom
 from dqnkit.networks.mlp_fastpath import plain_mlp_layers, td_loss_and_grads
@@ -74,7 +74,8 @@ class Agent:
                                noisy=cfg.noisy, noisy_sigma0=cfg.noisy_sigma0, distributional=cfg.distributional,
                                n_atoms=cfg.n_atoms, v_min=cfg.v_min, v_max=cfg.v_max,
                                input_scale=input_scale, layer_norm=cfg.layer_norm, custom=custom,
-                               whole=cfg.q_network_role == "q_network" and custom is not None).to(self.device)
+                               whole=cfg.q_network_role == "q_network" and custom is not None,
+                               dueling_aggregation=cfg.dueling_aggregation).to(self.device)
         self.target = copy.deepcopy(self.online)
         self.target.requires_grad_(False)
         self.optimizer = make_optimizer(cfg, self.online.parameters(), self.device)
@@ -104,12 +105,20 @@ class Agent:
         return q.cpu().numpy()
 
     @torch.inference_mode()
-    def act(self, obs: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
-        """One forward pass for the whole vector of envs; epsilon-greedy on top (noise does the exploring when noisy)."""
+    def act(self, obs: np.ndarray, epsilon: float, rng: np.random.Generator,
+            mask: np.ndarray | None = None, temperature: float | None = None) -> np.ndarray:
+        """One forward pass for the whole vector of envs; epsilon-greedy on top (noise does the exploring when
+        noisy), or the config's Boltzmann exploration at ``temperature``. ``mask`` (N, |A|) bool: the allowed
+        actions, for the argmax and the exploring actions alike."""
         if self.cfg.noisy:
             self.online.reset_noise(self.noise_gen)
-        greedy = self.online.q_values(self._obs_tensor(obs)).argmax(dim=1).cpu().numpy()
-        return epsilon_greedy(greedy, epsilon, self.n_actions, rng)
+        q = self.online.q_values(self._obs_tensor(obs))
+        if self.cfg.exploration != "epsilon":
+            return explore(q.cpu().numpy(), self.cfg.exploration, epsilon, temperature, rng, mask)
+        if mask is not None:
+            q = masked_q(q, torch.as_tensor(mask, device=self.device))
+        greedy = q.argmax(dim=1).cpu().numpy()
+        return epsilon_greedy(greedy, epsilon, self.n_actions, rng, mask)
 
     # --- learning ----------------------------------------------------------------------
     def train_round(self, buffer, n_updates: int, batch_size: int, beta: float) -> Iterator[dict[str, torch.Tensor]]:
@@ -126,7 +135,7 @@ class Agent:
             next_out = self.bootstrap_outputs(big.next_obs) if targets is None else None
             for g in range(n_updates):
                 s = slice(g * batch_size, (g + 1) * batch_size)
-                part = Batch(*(field[s] for field in big))
+                part = big.rows(s)
                 if targets is None:
                     yield self.update(part, next_target_out=next_out[s])
                 else:
@@ -154,7 +163,8 @@ class Agent:
         whole round of updates at once; None when the target needs the online net."""
         if self.cfg.double_q or self.cfg.distributional or self.cfg.noisy:
             return None
-        return td_target(batch.reward, batch.discount, batch.terminated, self.target(batch.next_obs))
+        return td_target(batch.reward, batch.discount, batch.terminated, self.target(batch.next_obs),
+                         next_mask=batch.next_mask)
 
     def update(self, batch: Batch, next_target_out: torch.Tensor | None = None,
                target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -175,7 +185,8 @@ class Agent:
                 next_online_q = self.online.q_values(batch.next_obs)
         is_weight = batch.is_weight if self.weighted else None
         if target is None and not cfg.distributional:
-            target = td_target(batch.reward, batch.discount, batch.terminated, next_target_out, next_online_q)
+            target = td_target(batch.reward, batch.discount, batch.terminated, next_target_out, next_online_q,
+                               batch.next_mask)
         if self.fast_layers is not None:
             loss, td_abs, q_sa = td_loss_and_grads(self.fast_layers, batch.obs, batch.action, target, is_weight,
                                                    cfg.loss, self.online.torso.input_scale)
@@ -186,7 +197,7 @@ class Agent:
             next_probs_all = next_target_out.softmax(dim=-1)
             with torch.no_grad():
                 selector = next_online_q if next_online_q is not None else (next_probs_all * support).sum(-1)
-                a_star = selector.argmax(dim=1)
+                a_star = masked_q(selector, batch.next_mask).argmax(dim=1)
                 next_probs = next_probs_all[torch.arange(a_star.shape[0], device=a_star.device), a_star]
                 target_probs = categorical_projection(next_probs, batch.reward, batch.discount,
                                                       batch.terminated, support)

@@ -11,8 +11,10 @@ current call to ``learn``.
   finished episode.
 
 Also the two epsilon-greedy choices: :func:`epsilon_greedy` for a batch of greedy actions (DQN acting,
-videos, ``predict``) and :func:`epsilon_greedy_row` for one Q-table row with random tie-breaking (the
-tabular learner). Torch-free.
+videos, ``predict``, evaluation with ``eval_epsilon``) and :func:`epsilon_greedy_row` for one Q-table row with
+random tie-breaking (the tabular learner); :func:`boltzmann` (softmax(Q / T)) and :func:`max_boltzmann`
+(keras-rl's MaxBoltzmannQPolicy), with the temperature on a linear schedule like epsilon's. Each takes an
+optional mask of allowed actions. Torch-free.
 """
 from __future__ import annotations
 
@@ -39,6 +41,12 @@ class EpsilonSchedule:
                    decay_env_steps=cfg.exploration_decay_env_steps, episode_decay=cfg.exploration_episode_decay,
                    linear_env_steps=cfg.exploration_fraction * cfg.total_timesteps)
 
+    @classmethod
+    def temperature_from_config(cls, cfg) -> "EpsilonSchedule":
+        """Boltzmann's temperature: linear from initial to final over exploration_fraction * total_timesteps."""
+        return cls("linear", cfg.exploration_initial_temperature, cfg.exploration_final_temperature,
+                   linear_env_steps=cfg.exploration_fraction * cfg.total_timesteps)
+
     def value(self, env_step: int, episodes: int) -> float:
         if self.kind == "linear":
             frac = min(1.0, env_step / self.linear_env_steps)
@@ -50,15 +58,74 @@ class EpsilonSchedule:
         raise ValueError(f"unknown exploration schedule {self.kind!r}")
 
 
-def epsilon_greedy(greedy: np.ndarray, epsilon: float, n_actions: int, rng: np.random.Generator) -> np.ndarray:
-    """Replace each greedy action by a uniform random one with probability epsilon (vectorised)."""
+def epsilon_greedy(greedy: np.ndarray, epsilon: float, n_actions: int, rng: np.random.Generator,
+                   mask: np.ndarray | None = None) -> np.ndarray:
+    """Replace each greedy action by a uniform random one with probability epsilon (vectorised); with a
+    ``mask`` (B, n_actions) of allowed actions the random one is uniform over the allowed actions."""
     if epsilon <= 0.0:
         return greedy
     explore = rng.random(greedy.shape[0]) < epsilon
     if not explore.any():
         return greedy
-    random_actions = rng.integers(0, n_actions, size=greedy.shape[0])
+    if mask is None:
+        random_actions = rng.integers(0, n_actions, size=greedy.shape[0])
+    else:
+        random_actions = uniform_allowed(mask, rng)
     return np.where(explore, random_actions, greedy)
+
+
+def uniform_allowed(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One action per row of ``mask`` (B, n_actions), uniform over its True entries (one draw per row)."""
+    counts = mask.sum(axis=1)
+    k = np.minimum((rng.random(mask.shape[0]) * counts).astype(np.int64), counts - 1)
+    return (np.cumsum(mask, axis=1) > k[:, None]).argmax(axis=1)
+
+
+def masked_argmax(q: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """argmax over the allowed actions of each row (all actions without a mask)."""
+    if mask is None:
+        return q.argmax(axis=1)
+    return np.where(mask, q, -np.inf).argmax(axis=1)
+
+
+def boltzmann(q: np.ndarray, temperature: float, rng: np.random.Generator,
+              mask: np.ndarray | None = None) -> np.ndarray:
+    """One action per row of ``q`` (B, |A|) drawn from softmax(q / temperature) over the allowed actions (keras-rl's
+    BoltzmannQPolicy, without its clip of q / T to [-500, 500]: the max is subtracted instead). One uniform per row."""
+    z = np.asarray(q, dtype=np.float64) / float(temperature)
+    if mask is not None:
+        z = np.where(mask, z, -np.inf)
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    cdf = np.cumsum(p, axis=1)
+    u = rng.random(cdf.shape[0]) * cdf[:, -1]
+    return (cdf > u[:, None]).argmax(axis=1)
+
+
+def max_boltzmann(q: np.ndarray, epsilon: float, temperature: float, rng: np.random.Generator,
+                  mask: np.ndarray | None = None) -> np.ndarray:
+    """keras-rl's MaxBoltzmannQPolicy (Wiering 1999): with probability epsilon a Boltzmann sample, else greedy."""
+    greedy = masked_argmax(q, mask)
+    explore = rng.random(greedy.shape[0]) < epsilon
+    if not explore.any():
+        return greedy
+    return np.where(explore, boltzmann(q, temperature, rng, mask), greedy)
+
+
+def explore(q: np.ndarray, kind: str, epsilon: float, temperature: float, rng: np.random.Generator,
+            mask: np.ndarray | None = None) -> np.ndarray:
+    """The exploring actions of config ``exploration`` ``kind`` for Q-values ``q`` (B, |A|)."""
+    if kind == "boltzmann":
+        return boltzmann(q, temperature, rng, mask)
+    if kind == "max_boltzmann":
+        return max_boltzmann(q, epsilon, temperature, rng, mask)
+    return epsilon_greedy(masked_argmax(q, mask), epsilon, q.shape[1], rng, mask)
+
+
+def epsilon_policy(greedy_policy, epsilon: float, n_actions: int, rng: np.random.Generator):
+    """``greedy_policy(obs, mask=None)`` made epsilon-greedy with its own generator (evaluation's eval_epsilon)."""
+    def policy(obs: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        return epsilon_greedy(greedy_policy(obs, mask), epsilon, n_actions, rng, mask)
+    return policy
 
 
 def epsilon_greedy_row(q_row: np.ndarray, epsilon: float, rng: np.random.Generator) -> int:

@@ -15,11 +15,23 @@ import torch
 import torch.nn.functional as F
 
 
+def masked_q(q: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Q-values with the disallowed actions at -inf, so that max and argmax pick allowed ones only."""
+    return q if mask is None else q.masked_fill(~mask, float("-inf"))
+
+
 def td_target(reward: torch.Tensor, discount: torch.Tensor, terminated: torch.Tensor,
-              next_q_target: torch.Tensor, next_q_online: torch.Tensor | None = None) -> torch.Tensor:
-    """Bootstrapped target per sample. ``next_q_online`` given -> Double DQN action selection.
+              next_q_target: torch.Tensor, next_q_online: torch.Tensor | None = None,
+              next_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Bootstrapped target per sample. ``next_q_online`` given -> Double DQN action selection. ``next_mask``
+    (allowed actions at s', each row with at least one True) restricts the max, or Double DQN's argmax.
 
     The action axis is the last one, so a leading member axis (population: (M, B, |A|)) works too."""
+    if next_mask is not None:
+        if next_q_online is None:
+            next_q_target = masked_q(next_q_target, next_mask)
+        else:
+            next_q_online = masked_q(next_q_online, next_mask)
     if next_q_online is None:
         next_v = next_q_target.max(dim=-1).values
     else:

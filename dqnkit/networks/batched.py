@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dqnkit.networks.noisy import NoisyLinear
-from dqnkit.networks.qnet import QNetwork
+from dqnkit.networks.qnet import QNetwork, aggregate
 from dqnkit.networks.torsos import MLPTorso
 
 
@@ -39,6 +39,9 @@ class BatchedQNetwork(nn.Module):
         self.num_members = len(members)
         self.n_actions, self.n_atoms = ref.n_actions, ref.n_atoms
         self.dueling, self.noisy, self.distributional = ref.dueling, ref.noisy, ref.distributional
+        self.dueling_aggregation = ref.dueling_aggregation
+        if any(m.dueling_aggregation != ref.dueling_aggregation for m in members):
+            raise ValueError("the members of one batched network share one dueling_aggregation")
         self.names = [n for n, _ in ref.named_parameters()]
         self.stacked = nn.ParameterDict({
             _key(n): nn.Parameter(torch.stack([dict(m.named_parameters())[n].detach().clone() for m in members]))
@@ -122,7 +125,7 @@ class BatchedQNetwork(nn.Module):
                 val = val.view(m, b, 1, self.n_atoms)
             else:
                 val = val.view(m, b, 1)
-            adv = val + adv - adv.mean(dim=2, keepdim=True)
+            adv = aggregate(val, adv, self.dueling_aggregation, action_dim=2)
         return adv
 
     def q_values(self, obs: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """Q-network = torso + head, with the Rainbow-family heads as options that compose.
 
 - plain: one linear layer to |A| values (Mnih et al. 2015).
-- dueling (Wang et al. 2016, eq. 9): Q = V + A - mean_a A, the mean-subtracted form.
+- dueling (Wang et al. 2016, eq. 9): Q = V + A - mean_a A, the mean-subtracted form; ``dueling_aggregation``
+  max gives eq. 8 (Q = V + A - max_a A) and naive Q = V + A (keras-rl's dueling_type avg | max | naive).
 - noisy (Fortunato et al. 2018): the head's linear layers are factorised NoisyLinear.
 - distributional (Bellemare et al. 2017, C51): the head outputs |A| x n_atoms logits;
   ``q_values`` returns the expectation sum_z z * softmax(logits).
@@ -24,13 +25,28 @@ from dqnkit.networks.noisy import NoisyLinear
 from dqnkit.networks.torsos import MLPTorso, NatureCNN
 
 
+AGGREGATIONS = ("mean", "max", "naive")
+
+
+def aggregate(value: torch.Tensor, advantage: torch.Tensor, how: str, action_dim: int) -> torch.Tensor:
+    """Dueling's Q from V (broadcast over actions) and A, with A centred by its mean or max over actions, or not."""
+    if how == "mean":
+        return value + advantage - advantage.mean(dim=action_dim, keepdim=True)
+    if how == "max":
+        return value + advantage - advantage.max(dim=action_dim, keepdim=True).values
+    return value + advantage
+
+
 class QNetwork(nn.Module):
     def __init__(self, obs_shape: Sequence[int], n_actions: int, *, net_arch: Sequence[int] = (64, 64),
                  torso: str = "mlp", dueling: bool = False, noisy: bool = False, noisy_sigma0: float = 0.5,
                  distributional: bool = False, n_atoms: int = 51, v_min: float = -10.0, v_max: float = 10.0,
                  input_scale: float = 1.0, layer_norm: bool = False, custom: nn.Module | None = None,
-                 whole: bool = False):
+                 whole: bool = False, dueling_aggregation: str = "mean"):
         super().__init__()
+        if dueling_aggregation not in AGGREGATIONS:
+            raise ValueError(f"dueling_aggregation must be one of {', '.join(AGGREGATIONS)}, got {dueling_aggregation!r}")
+        self.dueling_aggregation = dueling_aggregation
         self.n_actions = n_actions
         self.dueling, self.noisy, self.distributional = dueling, noisy, distributional
         self.n_atoms = n_atoms if distributional else 1
@@ -82,7 +98,7 @@ class QNetwork(nn.Module):
             val = self.value(h)
             if self.distributional:
                 val = val.view(-1, 1, self.n_atoms)
-            adv = val + adv - adv.mean(dim=1, keepdim=True)
+            adv = aggregate(val, adv, self.dueling_aggregation, action_dim=1)
         return adv
 
     def q_values(self, obs: torch.Tensor) -> torch.Tensor:

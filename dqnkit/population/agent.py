@@ -93,7 +93,7 @@ class PopulationAgent:
             next_out = self.bootstrap_outputs(big.next_obs) if targets is None else None
             for g in range(n_updates):
                 s = slice(g * batch_size, (g + 1) * batch_size)
-                part = Batch(*(f[:, s] for f in big[:-1]), index=big.index[:, s])
+                part = big.rows((slice(None), s))
                 if targets is None:
                     yield self.update(part, next_target_out=next_out[:, s])
                 else:

@@ -37,7 +37,8 @@ from dqnkit.runfolder import (CONFIG_FILE, CSV_COLUMNS, RUN_INFO_FILE, atomic_wr
                               set_generator_state, truncate_csv, write_json_atomic)
 from dqnkit.training.checkpoint import (CheckpointIndex, RunState, load_checkpoint, never_to_none, none_to_never)
 from dqnkit.training.logger import RunLogger, UpdateLog, make_progress
-from dqnkit.training.trainer import EVAL_SEED_OFFSET, sigterm_as_interrupt
+from dqnkit.training.interrupt import sigterm_as_interrupt
+from dqnkit.training.trainer import EVAL_SEED_OFFSET
 
 
 class PopulationTrainer:
@@ -55,6 +56,10 @@ class PopulationTrainer:
         if any(c.q_network is not None for c in self.cfgs):
             raise ConfigError("population mode batches dqnkit's own MLP Q-networks and cannot stack a custom "
                               "q_network; train one seed at a time (drop --seeds) or set q_network=null")
+        if cfg.exploration != "epsilon" or cfg.eval_epsilon > 0:
+            raise ConfigError(f"population mode explores epsilon-greedily and evaluates greedily; exploration="
+                              f"{cfg.exploration}, eval_epsilon={cfg.eval_epsilon:g} need one run per seed "
+                              "(dqnkit train without --seeds), or set exploration=epsilon eval_epsilon=0")
         self.root = Path(root) if root is not None else None
         self.run_dirs = [self.root / m.name if self.root else None for m in self.members]
         self.verbosity = verbosity
@@ -85,6 +90,9 @@ class PopulationTrainer:
         self.ep_length = np.zeros(self.M * self.E, dtype=np.int64)
         self.update_log = UpdateLog(cfg.log_interval)  # members update in lockstep: one log_at for all
         self.obs = self.envs.reset()
+        if self.envs.masked:
+            raise ConfigError("population mode does not support envs with action masks (info['action_mask'] or "
+                              "action_masks()); train one seed at a time (dqnkit train without --seeds)")
         self.checkpoints = [CheckpointIndex(d, c.keep_checkpoints) if d else None
                             for d, c in zip(self.run_dirs, self.cfgs)]
         self.loggers: list[RunLogger] = []

@@ -34,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from dqnkit.envs.masks import pack, packed_width, unpack
 from dqnkit.errors import CheckpointError
 from dqnkit.replay.frames import FrameStackStorage
 from dqnkit.replay.nstep import nstep_window
@@ -62,6 +63,9 @@ class ReplayBuffer:
         device: torch device of the returned batches.
         frame_stack: ``k > 1`` stores uint8 observations ``(k, H, W)`` one frame per transition
             (``FrameStackStorage``); 1 stores whole observations (``RingStorage``).
+        mask_actions: the number of actions of an env with action masks (:mod:`dqnkit.envs.masks`): each
+            transition then stores the mask of the state it ended in, bit-packed (``np.packbits``), and batches
+            carry ``next_mask``, the mask at the end of each n-step window; 0 = no masks.
     """
 
     def __init__(
@@ -80,6 +84,7 @@ class ReplayBuffer:
         seed: int | None = None,
         device: str | torch.device = "cpu",
         frame_stack: int = 1,
+        mask_actions: int = 0,
     ) -> None:
         if n_step < 1:
             raise ValueError(f"n_step must be >= 1, got {n_step}")
@@ -116,6 +121,10 @@ class ReplayBuffer:
         self.device = torch.device(device)
         self._gamma_powers = self.gamma ** np.arange(self.n_step, dtype=np.float64)
         self._discount_of_k = (self.gamma ** np.arange(self.n_step + 1, dtype=np.float64)).astype(np.float32)
+        self.mask_actions = int(mask_actions)
+        # (slots, ceil(|A| / 8)) uint8: the packed action mask of the state each transition ended in
+        self.next_mask = np.zeros((self.storage.num_slots, packed_width(self.mask_actions)), dtype=np.uint8) \
+            if self.mask_actions else None
         if self.prioritized:
             self.sampler = PrioritizedSampler(self.storage.num_slots, alpha=alpha, priority_eps=priority_eps,
                                               priority_clip=priority_clip, seed=seed)
@@ -123,20 +132,26 @@ class ReplayBuffer:
             self.sampler = UniformSampler(self.storage.num_slots, seed=seed)
 
     # ------------------------------------------------------------------ writing
-    def add(self, obs, action, reward, terminated, truncated, final_obs, episode_end=None) -> None:
+    def add(self, obs, action, reward, terminated, truncated, final_obs, episode_end=None, next_mask=None) -> None:
         """Add one vector step: row ``i`` of each argument belongs to env ``i``.
 
         ``obs`` is the observation the action was taken in; ``final_obs`` is the true next observation
         of this step (only the rows with ``truncated`` set are kept; the next ``add``'s ``obs`` supplies
         the next observation of every other row). ``episode_end`` (frame stacks only; default
-        ``terminated | truncated``): the next ``obs`` of that env starts a new episode.
+        ``terminated | truncated``): the next ``obs`` of that env starts a new episode. ``next_mask``
+        (buffers with ``mask_actions``): the (num_envs, |A|) bool action masks of the states this step ended in.
         """
+        if self.next_mask is not None and next_mask is None:
+            raise ValueError("this buffer stores action masks (mask_actions > 0): pass next_mask to add()")
         if self.frame_stack > 1:
             row = self.storage.write(obs, action, reward, terminated, truncated, final_obs, episode_end)
             written = np.concatenate((self.storage.row_slots(row), self.storage.newly_unsampleable()))
         else:
             row = self.storage.write(obs, action, reward, terminated, truncated, final_obs)
             written = self.storage.row_slots(row)
+        if self.next_mask is not None:
+            self.next_mask[self.storage.row_slots(row)] = pack(
+                np.asarray(next_mask, dtype=bool).reshape(self.num_envs, self.mask_actions))
         # Row `row - n_step` now has its whole window and the observation after it written.
         now_valid = None
         if self.storage.rows_added > self.n_step:
@@ -152,6 +167,14 @@ class ReplayBuffer:
         """Transitions that can be sampled now (all stored except the newest ``n_step`` rows, and with
         frame stacks the oldest ``frame_stack - 1`` rows of a full ring)."""
         return self.storage.valid_range(self.n_step)[1]
+
+    def newest_rewards(self, rows: int) -> np.ndarray:
+        """The one-step rewards of the newest ``rows`` rows (fewer when fewer are stored), (k, num_envs)."""
+        st = self.storage
+        k = min(int(rows), st.rows_stored)
+        if st.pos >= k:
+            return st.reward[st.pos - k:st.pos]
+        return np.concatenate((st.reward[st.num_rows - (k - st.pos):], st.reward[:st.pos]))
 
     def can_sample(self, batch_size: int) -> bool:
         """True when at least ``batch_size`` (>= 1) transitions are sampleable."""
@@ -172,7 +195,8 @@ class ReplayBuffer:
         return self._gather(index, is_weight)
 
     def _gather(self, index: np.ndarray, is_weight: np.ndarray) -> Batch:
-        return gather_batch(self.storage, index, is_weight, self._gamma_powers, self._discount_of_k, self.device)
+        return gather_batch(self.storage, index, is_weight, self._gamma_powers, self._discount_of_k, self.device,
+                            masks=self.next_mask, n_actions=self.mask_actions)
 
     def update_priorities(self, index: np.ndarray, td_abs: np.ndarray | torch.Tensor) -> None:
         """New priorities ``(min(td_abs, priority_clip) + priority_eps) ** alpha`` for slots ``index`` (no-op when uniform).
@@ -194,6 +218,7 @@ class ReplayBuffer:
             "gamma": self.gamma,
             "prioritized": self.prioritized,
             "frame_stack": self.frame_stack,
+            "mask_actions": self.mask_actions,
         }
 
     def state_dict(self) -> tuple[dict[str, np.ndarray], dict]:
@@ -202,6 +227,8 @@ class ReplayBuffer:
         storage_arrays, storage_meta = self.storage.state_dict()
         sampler_arrays, sampler_meta = self.sampler.state_dict()
         arrays = {**storage_arrays, **{f"sampler.{k}": v for k, v in sampler_arrays.items()}}
+        if self.next_mask is not None:
+            arrays["next_mask"] = self.next_mask
         meta = {
             "format_version": _FORMAT_VERSION,
             "config": self._config(),
@@ -217,8 +244,9 @@ class ReplayBuffer:
         if meta.get("format_version") != _FORMAT_VERSION:
             raise CheckpointError(f"replay checkpoint format {meta.get('format_version')!r}, expected {_FORMAT_VERSION}")
         saved, mine = meta["config"], self._config()
-        saved = {"frame_stack": 1, **saved}  # checkpoints from before frame stacks
-        keys = ("capacity", "num_envs", "obs_shape", "obs_dtype", "n_step", "prioritized", "frame_stack")
+        saved = {"frame_stack": 1, "mask_actions": 0, **saved}  # checkpoints from before frame stacks, masks
+        keys = ("capacity", "num_envs", "obs_shape", "obs_dtype", "n_step", "prioritized", "frame_stack",
+                "mask_actions")
         for key in keys:
             if saved[key] != mine[key]:
                 raise CheckpointError(
@@ -226,6 +254,8 @@ class ReplayBuffer:
                     f"build the buffer with the checkpoint's settings"
                 )
         self.storage.load_state_dict(arrays, meta["storage"])
+        if self.next_mask is not None:
+            np.copyto(self.next_mask, _checked(arrays["next_mask"], self.next_mask))
         prefix = "sampler."
         self.sampler.load_state_dict(
             {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}, meta["sampler"]
@@ -240,14 +270,26 @@ class ReplayBuffer:
         )
 
 
+def _checked(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    src = np.asarray(src)
+    if src.shape != dst.shape or src.dtype != dst.dtype:
+        raise CheckpointError(f"replay array 'next_mask' has shape {src.shape} dtype {src.dtype}, this buffer "
+                              f"expects {dst.shape} {dst.dtype}: build the buffer with the checkpoint's settings")
+    return src
+
+
 def gather_batch(storage, index: np.ndarray, is_weight: np.ndarray, gamma_powers: np.ndarray,
-                 discount_table: np.ndarray, device: torch.device, limit: np.ndarray | None = None) -> Batch:
+                 discount_table: np.ndarray, device: torch.device, limit: np.ndarray | None = None,
+                 masks: np.ndarray | None = None, n_actions: int = 0) -> Batch:
     """The :class:`Batch` of the n-step windows starting at flat slots ``index`` of ``storage``.
 
     ``gamma_powers`` is ``gamma ** arange(n)`` or one row per sample (B, n), ``discount_table`` is
     ``gamma ** arange(n + 1)`` as float32, or one row per sample (B, n + 1); ``limit`` (B,) caps n per sample
     (see :func:`dqnkit.replay.nstep.nstep_window`). The truncated windows bootstrap from the true final
-    observation the storage kept.
+    observation the storage kept. ``masks`` (slots, packed bytes): the packed masks of the states each slot's
+    transition ended in; ``next_mask`` is then the mask at each window's last slot, where a mask that allows
+    nothing (a terminal state's) allows everything, so that a max over it stays finite (terminated targets
+    ignore it).
     """
     win = nstep_window(index, storage.reward_flat, storage.terminated_flat, storage.truncated_flat,
                        num_envs=storage.num_envs, gamma_powers=gamma_powers, limit=limit)
@@ -262,8 +304,12 @@ def gather_batch(storage, index: np.ndarray, is_weight: np.ndarray, gamma_powers
         discount = discount_table[np.arange(index.shape[0]), win.k_steps]
     arrays = (obs, storage.action_flat[index], win.reward, next_obs, win.terminated.astype(np.float32), discount,
               is_weight)
+    if masks is not None:
+        next_mask = unpack(masks[win.end_slot], n_actions)
+        next_mask[~next_mask.any(axis=1)] = True
+        arrays += (next_mask,)
     if device.type == "cpu":
         tensors = [torch.from_numpy(a) for a in arrays]
     else:
         tensors = [torch.from_numpy(a).to(device, non_blocking=True) for a in arrays]
-    return Batch(*tensors, index=index)
+    return Batch(*tensors[:7], index=index, next_mask=tensors[7] if masks is not None else None)

@@ -90,7 +90,7 @@ class MemberReplay:
         batch = gather_batch(self.storage, flat, np.concatenate(weights), self._powers[rep], self._discount[rep],
                              self.device, limit=self.n_steps[rep])
         shape = (self.M, int(batch_size))
-        return Batch(*(t.view(*shape, *t.shape[1:]) for t in batch[:-1]), index=index)
+        return Batch(*(t.view(*shape, *t.shape[1:]) for t in batch.tensors()), index=index)
 
     def update_priorities(self, index: np.ndarray, td_abs: np.ndarray | torch.Tensor) -> None:
         """New priorities from each member's (B,) row of ``td_abs`` for its slots ``index[m]``."""

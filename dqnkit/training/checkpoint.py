@@ -58,11 +58,13 @@ class RunState(NamedTuple):
     last_eval: dict | None
     pending_losses: list
     replay: dict | None = None
+    guards: dict | None = None  # dqnkit.training.guards.Guards.state(): the warnings given so far
 
     def to_json(self) -> dict:
         data = {"dqnkit_version": __version__, **self._asdict()}
-        if data["replay"] is None:
-            del data["replay"]
+        for key in ("replay", "guards"):
+            if data[key] is None:
+                del data[key]
         return data
 
     @classmethod
@@ -74,7 +76,7 @@ class RunState(NamedTuple):
                        counters=counters, agent=data["agent"], rng=data["rng"],
                        episode_accumulators=data["episode_accumulators"], envs=data["envs"],
                        last_eval=data.get("last_eval"), pending_losses=data.get("pending_losses", []),
-                       replay=data.get("replay"))
+                       replay=data.get("replay"), guards=data.get("guards") or {"warnings": [], "kinds": []})
         except (KeyError, TypeError) as exc:
             raise CheckpointError(f"checkpoint {where} has no {exc} in its {STATE_FILE}; it was not written by "
                                   "dqnkit train (use a run folder's checkpoint)") from None

@@ -10,13 +10,11 @@ unless its name says otherwise.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import platform
-import signal
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
@@ -27,11 +25,14 @@ from dqnkit.config import Config
 from dqnkit.envs.vector import EnvSource, TrainingEnvs
 from dqnkit.errors import TrainingDiverged
 from dqnkit.learner.agent import Agent
-from dqnkit.learner.explore import EpsilonSchedule
+from dqnkit.learner.explore import EpsilonSchedule, epsilon_policy, masked_argmax, uniform_allowed
 from dqnkit.networks import pick_torso
 from dqnkit.replay import ReplayBuffer
 from dqnkit.runfolder import (CONFIG_FILE, CSV_COLUMNS, RUN_INFO_FILE, VIDEOS_DIR, atomic_write, generator_state,
                               set_generator_state, truncate_csv, write_json_atomic)
+from dqnkit.training.callbacks import Callbacks, TrainingView
+from dqnkit.training.guards import Guards
+from dqnkit.training.interrupt import sigterm_as_interrupt
 from dqnkit.training.checkpoint import (CheckpointIndex, RunState, check_compatible, load_checkpoint, never_to_none,
                                         none_to_never, save_checkpoint)
 from dqnkit.envs.rollout import run_episodes
@@ -58,6 +59,7 @@ class Trainer:
         self.device = self.agent.device
         self._buffer: ReplayBuffer | None = None  # built on first use: evaluating a loaded model needs none
         self.schedule = EpsilonSchedule.from_config(cfg)
+        self.temperatures = EpsilonSchedule.temperature_from_config(cfg)  # boltzmann, max_boltzmann
         self.rng = np.random.default_rng(cfg.seed + 3)  # exploration draws
         # counters (all checkpointed)
         self.env_step = 0
@@ -67,6 +69,12 @@ class Trainer:
         self.next_checkpoint = cfg.checkpoint_freq if cfg.checkpoint_freq > 0 else math.inf
         self.next_video = cfg.video_every if cfg.video_every > 0 and run_dir is not None else math.inf
         self.last_eval: dict | None = None
+        self.last_episode: tuple[float | None, int | None] = (None, None)  # return, length
+        self.last_update_row: dict | None = None
+        self.last_checkpoint: Path | None = None
+        self.callbacks, self.view = Callbacks(), TrainingView(self)
+        self.guards = Guards(cfg, cfg.num_envs)
+        self._stop = False
         self.ep_return = np.zeros(cfg.num_envs)
         self.ep_length = np.zeros(cfg.num_envs, dtype=np.int64)
         self.update_log = UpdateLog(cfg.log_interval)
@@ -88,31 +96,40 @@ class Trainer:
                                         n_step=cfg.n_step, gamma=cfg.gamma, prioritized=cfg.prioritized_replay,
                                         alpha=cfg.alpha, priority_eps=cfg.priority_epsilon,
                                         priority_clip=cfg.priority_clip, seed=cfg.seed + 2, device=self.device,
-                                        **frames)
+                                        mask_actions=self.envs.n_actions if self.envs.masked else 0, **frames)
         return self._buffer
 
     # --- the loop ----------------------------------------------------------------------
     def epsilon(self) -> float:
-        if self.cfg.noisy:
+        if self.cfg.noisy or self.cfg.exploration == "boltzmann":
             return 0.0
         return self.schedule.value(self.env_step, self.episodes)
+
+    def temperature(self) -> float:
+        return self.temperatures.value(self.env_step, self.episodes)
 
     def beta(self) -> float:
         frac = min(1.0, self.env_step / max(1, self.cfg.total_timesteps))
         return self.cfg.beta_initial + frac * (1.0 - self.cfg.beta_initial)
 
-    def learn(self, until_env_step: int | None = None) -> dict:
-        """Train until ``until_env_step`` env steps in total (default: total_timesteps)."""
+    def learn(self, until_env_step: int | None = None, callback: Any = None) -> dict:
+        """Train until ``until_env_step`` env steps in total (default: total_timesteps), or until a callback
+        (one or a list, see :mod:`dqnkit.training.callbacks`) returns False."""
         cfg = self.cfg
         target = int(until_env_step if until_env_step is not None else cfg.total_timesteps)
+        self.callbacks, self._stop = Callbacks(callback), False
+        self.view = view = TrainingView(self)
+        on_step = self.callbacks.on_step
         self._open_logger(target)
+        self.guards.say = self.logger.progress.message
+        self.guards.start()
         self.status = "running"
         self._write_run_info()
         self._clock = (time.perf_counter(), self.env_step)
-        interrupted = False
+        interrupted = stopped_early = False
         try:
             with sigterm_as_interrupt(self.run_dir is not None):
-                while self.env_step < target:
+                while self.env_step < target and not self._stop:
                     self._step()
                     # strictly more than learning_starts, as Stable-Baselines3 (tests/training/test_sb3_oracle.py)
                     if self.vec_steps % self.train_every == 0 and self.env_step > cfg.learning_starts:
@@ -130,9 +147,14 @@ class Trainer:
                         self.save_checkpoint()
                     if self.vec_steps % 64 == 0:
                         self.logger.tick(self.env_step, self.epsilon(), self._sps())
+                        if self.guards.checks_rewards:
+                            self.guards.rewards(self.buffer.newest_rewards(64))
+                    if on_step is not None and on_step(view) is False:
+                        self._stop = True
+                stopped_early = self._stop
                 if cfg.eval_freq == 0 or self.last_eval is None or self.last_eval["env_step"] != self.env_step:
                     self.evaluate_and_log()
-            self.status = "finished"
+            self.status = "stopped" if stopped_early else "finished"
         except KeyboardInterrupt:
             interrupted = True
             self.status = "interrupted"
@@ -141,12 +163,15 @@ class Trainer:
             self._write_run_info()
             self.logger.close()
             raise
+        stopped = f"stopped by a callback ({self.callbacks.stopped_by})" if stopped_early else None
         if self.run_dir is not None:
             path = self.save_checkpoint()
-            if interrupted:
+            if interrupted or stopped:
                 self.logger.progress.message(
-                    f"interrupted at env step {self.env_step}; checkpoint written to {path}\n"
+                    f"{stopped or 'interrupted'} at env step {self.env_step}; checkpoint written to {path}\n"
                     f"resume with: dqnkit resume {self.run_dir}")
+        elif stopped:
+            self.logger.progress.message(f"{stopped} at env step {self.env_step}")
         self.logger.tick(self.env_step, self.epsilon(), self._sps())
         self._write_run_info()
         self.logger.close()
@@ -154,17 +179,16 @@ class Trainer:
         if interrupted and self.run_dir is None:
             raise KeyboardInterrupt
         return {"env_step": self.env_step, "episodes": self.episodes, "status": self.status,
-                "last_eval": self.last_eval}
+                "last_eval": self.last_eval, "stopped_by": self.callbacks.stopped_by}
 
     def _step(self) -> None:
         cfg = self.cfg
-        if self.env_step < cfg.learning_starts and not cfg.noisy:
-            actions = self.rng.integers(0, self.envs.n_actions, size=cfg.num_envs)
-        else:
-            actions = self.agent.act(self.obs, self.epsilon(), self.rng)
+        actions = self._act(self.envs.current_mask)
         step = self.envs.step(actions)
+        if self.guards.on_step is not None:
+            self.guards.on_step(step.reward, step.episode_end)
         self.buffer.add(self.obs, actions, step.reward, step.terminated, step.truncated, step.final_obs,
-                        episode_end=step.episode_end)
+                        episode_end=step.episode_end, next_mask=step.final_mask)
         self.obs = step.next_obs
         self.vec_steps += 1
         self.env_step += cfg.num_envs
@@ -173,8 +197,24 @@ class Trainer:
         for i in np.flatnonzero(step.episode_end):
             self.episodes += 1
             self.logger.episode(self.env_step, self.episodes, self.ep_return[i], self.ep_length[i], self.epsilon())
+            self.last_episode = (float(self.ep_return[i]), int(self.ep_length[i]))
+            self.guards.episode_end(self.last_episode[1])
+            self._hook(self.callbacks.on_episode_end)
             self.ep_return[i] = 0.0
             self.ep_length[i] = 0
+
+    def _act(self, mask: np.ndarray | None) -> np.ndarray:
+        """This vector step's actions; ``mask``: the allowed actions (None unless the env gives masks)."""
+        cfg = self.cfg
+        if self.env_step < cfg.learning_starts and not cfg.noisy:
+            if mask is None:
+                return self.rng.integers(0, self.envs.n_actions, size=cfg.num_envs)
+            return uniform_allowed(mask, self.rng)
+        if cfg.exploration != "epsilon":
+            return self.agent.act(self.obs, self.epsilon(), self.rng, mask, self.temperature())
+        if mask is None:
+            return self.agent.act(self.obs, self.epsilon(), self.rng)
+        return self.agent.act(self.obs, self.epsilon(), self.rng, mask)
 
     def _train_round(self) -> None:
         cfg = self.cfg
@@ -190,6 +230,7 @@ class Trainer:
                 if not UpdateLog.finite(row):
                     self._diverged()
                 self.logger.update(row)
+                self.last_update_row = row
         if not self.update_log.last_loss_finite():
             self._diverged()
 
@@ -205,13 +246,18 @@ class Trainer:
         return (self.env_step - s0) / dt if dt > 0 else 0.0
 
     # --- evaluation --------------------------------------------------------------------
-    def greedy_policy(self, obs: np.ndarray) -> np.ndarray:
-        return self.agent.q_values(obs).argmax(axis=1)
+    def greedy_policy(self, obs: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        return masked_argmax(self.agent.q_values(obs), mask)
 
-    def evaluate(self, episodes: int | None = None, seed: int | None = None) -> dict:
+    def evaluate(self, episodes: int | None = None, seed: int | None = None, epsilon: float | None = None) -> dict:
+        """Episodes reset with seeds ``seed + i``, greedy or epsilon-greedy at ``epsilon`` (default eval_epsilon)
+        with a generator seeded from ``seed``, so an evaluation repeats exactly."""
         episodes = episodes or self.cfg.eval_episodes
         seed = self.cfg.seed + EVAL_SEED_OFFSET if seed is None else seed
-        return run_episodes(self.greedy_policy, self.envs.make_eval_env, episodes, seed=seed)
+        epsilon = self.cfg.eval_epsilon if epsilon is None else float(epsilon)
+        policy = self.greedy_policy if epsilon <= 0 else epsilon_policy(
+            self.greedy_policy, epsilon, self.envs.n_actions, np.random.default_rng([abs(int(seed)), 5]))
+        return run_episodes(policy, self.envs.make_eval_env, episodes, seed=seed)
 
     def evaluate_and_log(self) -> dict:
         result = self.evaluate()
@@ -221,6 +267,7 @@ class Trainer:
             self.logger.evaluation(self.env_step, result["mean_return"], result["std_return"])
         if self.checkpoints is not None and self.checkpoints.improves(result["mean_return"]):
             self.checkpoints.save_best(self.env_step, result["mean_return"], self.agent.tensors(), self.state())
+        self._hook(self.callbacks.on_eval)
         return result
 
     def record_video(self) -> list[Path]:
@@ -245,14 +292,21 @@ class Trainer:
             agent=self.agent.meta(),
             rng={"explore": generator_state(self.rng), "torch": torch.get_rng_state().tolist()},
             episode_accumulators={"return": self.ep_return.tolist(), "length": self.ep_length.tolist()},
-            envs=self.envs.snapshot(), last_eval=self.last_eval, pending_losses=pending,
+            envs=self.envs.snapshot(), last_eval=self.last_eval, pending_losses=pending, guards=self.guards.state(),
         ).to_json()
 
     def save_checkpoint(self) -> Path | None:
         if self.checkpoints is None:
             return None
         replay = self.buffer.state_dict() if self.cfg.save_replay else None
-        return self.checkpoints.save(self.env_step, self.agent.tensors(), self.state(), replay)
+        self.last_checkpoint = self.checkpoints.save(self.env_step, self.agent.tensors(), self.state(), replay)
+        self._hook(self.callbacks.on_checkpoint)
+        return self.last_checkpoint
+
+    def _hook(self, hook: Callable | None) -> None:
+        """Call a callback hook (off the per-step path); False from it stops training after this step."""
+        if hook is not None and not self._stop and hook(self.view) is False:
+            self._stop = True
 
     def save_model(self, directory: Path) -> Path:
         """This run's networks, optimizer and state as one checkpoint folder (no replay)."""
@@ -276,6 +330,7 @@ class Trainer:
         self.ep_length = np.asarray(state.episode_accumulators["length"], dtype=np.int64)
         self.obs = self.envs.restore(state.envs)
         self.last_eval = state.last_eval
+        self.guards.load(**state.guards)
         if replay_arrays is not None and state.replay is not None:
             self.buffer.load_state_dict(replay_arrays, state.replay)
         if self.run_dir is not None:
@@ -299,29 +354,10 @@ class Trainer:
             "dqnkit": __version__, "torch": torch.__version__, "gymnasium": gym.__version__,
             "python": platform.python_version(), "device": str(self.device),
             "last_eval": {k: v for k, v in (self.last_eval or {}).items() if k != "lengths"},
+            "warnings": self.guards.warnings,
         })
 
     def close(self) -> None:
         if self.logger is not None:
             self.logger.close()
         self.envs.close()
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt(enabled: bool) -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt inside the block, so a killed run writes its checkpoint like Ctrl-C."""
-    old: Callable | int | None = None
-    if enabled and hasattr(signal, "SIGTERM"):
-        try:
-            old = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-        except ValueError:  # not in the main thread
-            old = None
-    try:
-        yield
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
-
-
-def _raise_keyboard_interrupt(signum, frame):
-    raise KeyboardInterrupt

@@ -32,7 +32,7 @@ def batches(k, seed=0, weighted=False):
 
 
 def member_batch(batch, m):
-    return Batch(*(f[m] for f in batch[:-1]), index=batch.index[m])
+    return batch.rows(m)
 
 
 @pytest.mark.parametrize("options, overrides", [
