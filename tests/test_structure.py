@@ -7,17 +7,29 @@ import sys
 import dqnkit
 
 
+def _dqnkit_modules() -> dict:
+    return {k: v for k, v in sys.modules.items() if k == "dqnkit" or k.startswith("dqnkit.")}
+
+
 def test_every_module_imports_alone():
     names = [m.name for m in pkgutil.walk_packages(dqnkit.__path__, "dqnkit.")]
     assert len(names) > 30
     failures = []
-    for name in names:
-        for loaded in [k for k in sys.modules if k == "dqnkit" or k.startswith("dqnkit.")]:
-            del sys.modules[loaded]  # a fresh import of this module and whatever it pulls in
-        try:
-            importlib.import_module(name)
-        except Exception as exc:  # noqa: BLE001 - collect them all
-            failures.append(f"{name}: {type(exc).__name__}: {exc}")
+    before = _dqnkit_modules()
+    try:
+        for name in names:
+            for loaded in _dqnkit_modules():
+                del sys.modules[loaded]  # a fresh import of this module and whatever it pulls in
+            try:
+                importlib.import_module(name)
+            except Exception as exc:  # noqa: BLE001 - collect them all
+                failures.append(f"{name}: {type(exc).__name__}: {exc}")
+    finally:
+        # Put the modules the other tests imported back, so that their classes (QNetwork, the error types)
+        # stay the ones later tests compare against, whatever order the tests run in.
+        for loaded in _dqnkit_modules():
+            del sys.modules[loaded]
+        sys.modules.update(before)
     assert not failures, failures
 
 
