@@ -70,6 +70,9 @@ class Config:
     weight_decay: float = _f(0.0, "Weight decay (decoupled for adamw).")
     max_grad_norm: float | None = _f(10.0, "Clip the global gradient L2 norm to this (null disables).", lo=0, lo_open=True)
     grad_clip_value: float | None = _f(None, "Clip each gradient element to [-v, v] (null disables).", lo=0, lo_open=True)
+    fast_path: bool = _f(True, "Hand-derived forward/backward (no autograd) for MLP Q-networks: plain, dueling (mean "
+                               "aggregation), noisy and C51 heads and their combinations; the same gradients to "
+                               "float rounding. false = autograd always (to check, or to compare speed).")
     policy_kwargs: dict = _f({"net_arch": [64, 64]}, "Network options: net_arch = hidden layer sizes of the MLP torso; "
                                                       "normalize_images (default true) = scale uint8 [0, 255] "
                                                       "observations to [0, 1] before the MLP; layer_norm (default "

@@ -17,6 +17,7 @@ from dqnkit.errors import ConfigError
 from dqnkit.learner.explore import epsilon_greedy
 from dqnkit.learner.losses import categorical_loss, categorical_projection, td_target, value_loss
 from dqnkit.networks import QNetwork
+from dqnkit.networks.head_fastpath import categorical_loss_and_grads, head_plan, head_td_loss_and_grads
 from dqnkit.networks.mlp_fastpath import plain_mlp_layers, td_loss_and_grads
 from dqnkit.types import Batch
 
@@ -74,8 +75,13 @@ class Agent:
         self.optimizer = make_optimizer(cfg, self.online.parameters(), self.device)
         self.noise_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.params = [p for p in self.online.parameters()]
-        # Plain MLP Q-nets take the hand-derived backward (same gradients, ~half the ops).
-        self.fast_layers = plain_mlp_layers(self.online)
+        # MLP Q-nets take a hand-derived backward (same gradients, about half the ops): mlp_fastpath for the plain
+        # head, head_fastpath for dueling (mean aggregation only), noisy and C51 heads; autograd for the rest.
+        self.fast_layers, self.fast_head = None, None
+        if cfg.fast_path:
+            self.fast_layers = plain_mlp_layers(self.online)
+            if not cfg.dueling or getattr(cfg, "dueling_aggregation", "mean") == "mean":
+                self.fast_head = head_plan(self.online)
         # Uniform replay and no noisy nets: the buffer and the target net are fixed during a training round,
         # so all its batches can be drawn in one gather (see train_round).
         self.batched_round = not cfg.prioritized_replay and not cfg.noisy
@@ -174,25 +180,38 @@ class Agent:
             loss, td_abs, q_sa = td_loss_and_grads(self.fast_layers, batch.obs, batch.action, target, is_weight,
                                                    cfg.loss, self.online.torso.input_scale)
             return self._step_optimizer(loss, td_abs, q_sa)
-        out = self.online(batch.obs)
         if cfg.distributional:
-            support = self.online.support
-            next_probs_all = next_target_out.softmax(dim=-1)
-            with torch.no_grad():
-                selector = next_online_q if next_online_q is not None else (next_probs_all * support).sum(-1)
-                a_star = selector.argmax(dim=1)
-                next_probs = next_probs_all[torch.arange(a_star.shape[0], device=a_star.device), a_star]
-                target_probs = categorical_projection(next_probs, batch.reward, batch.discount,
-                                                      batch.terminated, support)
+            target_probs = self._categorical_target(batch, next_target_out, next_online_q)
+            if self.fast_head is not None:
+                loss, td_abs, q_sa = categorical_loss_and_grads(self.fast_head, batch.obs, batch.action, target_probs,
+                                                                is_weight)
+                return self._step_optimizer(loss, td_abs, q_sa)
+            out = self.online(batch.obs)
             logits_sa = out[torch.arange(out.shape[0], device=out.device), batch.action]
             loss, td_abs = categorical_loss(logits_sa, target_probs, is_weight)
-            q_sa = (logits_sa.detach().softmax(-1) * support).sum(-1)
+            q_sa = (logits_sa.detach().softmax(-1) * self.online.support).sum(-1)
+        elif self.fast_head is not None:
+            loss, td_abs, q_sa = head_td_loss_and_grads(self.fast_head, batch.obs, batch.action, target, is_weight,
+                                                        cfg.loss)
+            return self._step_optimizer(loss, td_abs, q_sa)
         else:
+            out = self.online(batch.obs)
             q_sa = out.gather(1, batch.action.unsqueeze(1)).squeeze(1)
             loss, td_abs = value_loss(q_sa, target, is_weight, cfg.loss)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         return self._step_optimizer(loss, td_abs, q_sa)
+
+    @torch.no_grad()
+    def _categorical_target(self, batch: Batch, next_target_out: torch.Tensor,
+                            next_online_q: torch.Tensor | None) -> torch.Tensor:
+        """C51's projected target distribution (B, n_atoms) of the bootstrap action at s'."""
+        support = self.online.support
+        next_probs_all = next_target_out.softmax(dim=-1)
+        selector = next_online_q if next_online_q is not None else (next_probs_all * support).sum(-1)
+        a_star = selector.argmax(dim=1)
+        next_probs = next_probs_all[torch.arange(a_star.shape[0], device=a_star.device), a_star]
+        return categorical_projection(next_probs, batch.reward, batch.discount, batch.terminated, support)
 
     def _step_optimizer(self, loss: torch.Tensor, td_abs: torch.Tensor, q_sa: torch.Tensor) -> dict[str, torch.Tensor]:
         """Clip the gradients already in ``.grad`` and take one optimizer step."""
