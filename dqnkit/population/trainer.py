@@ -52,6 +52,9 @@ class PopulationTrainer:
         if cfg.frame_stack > 1 or cfg.video_every > 0:
             raise ConfigError("population mode trains vector-observation envs without videos; "
                               "set frame_stack=1 and video_every=0 (or train one seed at a time)")
+        if cfg.per_round_sampling and cfg.prioritized_replay:
+            raise ConfigError("population mode draws PER batches one at a time; set per_round_sampling=false "
+                              "(or train one seed at a time)")
         self.root = Path(root) if root is not None else None
         self.run_dirs = [self.root / m.name if self.root else None for m in self.members]
         self.verbosity = verbosity
