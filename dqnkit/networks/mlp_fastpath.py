@@ -7,7 +7,9 @@ head) this module computes the loss and writes the parameter gradients with abou
 ops autograd needs: forward keeps the hidden activations, and the backward pass is the
 chain rule written out (dW = dz^T h, db = sum dz, dh = dz W, masked by ReLU'). The result
 equals autograd's to float32 rounding; ``tests/networks/test_mlp_fastpath.py`` checks it against
-autograd on random nets and batches, for Huber and MSE, with and without IS weights.
+autograd on random nets and batches, for Huber and MSE, with and without IS weights. The helpers
+(``flat_input``, ``mlp_forward``, ``mlp_backward``, ``value_loss_grad``) also serve
+:mod:`dqnkit.networks.head_fastpath`, the same for the dueling, noisy and C51 heads.
 """
 from __future__ import annotations
 
