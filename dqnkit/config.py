@@ -72,6 +72,9 @@ class Config:
     weight_decay: float = _f(0.0, "Weight decay (decoupled for adamw).")
     max_grad_norm: float | None = _f(10.0, "Clip the global gradient L2 norm to this (null disables).", lo=0, lo_open=True)
     grad_clip_value: float | None = _f(None, "Clip each gradient element to [-v, v] (null disables).", lo=0, lo_open=True)
+    fast_path: bool = _f(True, "Hand-derived forward/backward (no autograd) for MLP Q-networks: plain, dueling (mean "
+                               "aggregation), noisy and C51 heads and their combinations; the same gradients to "
+                               "float rounding. false = autograd always (to check, or to compare speed).")
     policy_kwargs: dict = _f({"net_arch": [64, 64]}, "Network options: net_arch = hidden layer sizes of the MLP torso; "
                                                       "normalize_images (default true) = scale uint8 [0, 255] "
                                                       "observations to [0, 1] before the MLP; layer_norm (default "
@@ -115,6 +118,10 @@ class Config:
     priority_clip: float | None = _f(None, "PER: clip |TD| (C51: the per-sample loss) to this before it becomes a priority; "
                                            "Schaul et al.'s Atari agent used 1. null = no clip. Bounds priority outliers "
                                            "when rewards are not clipped.", lo=0, lo_open=True)
+    per_round_sampling: bool = _f(False, "PER: draw a whole training round's batches at once, from the priorities at "
+                                         "the start of the round (one sum-tree descent), instead of each batch after "
+                                         "the previous batch's priority update; priorities are still written after "
+                                         "each step. A deviation from Schaul et al. 2016, for speed.")
     n_step: int = _f(1, "Multi-step return length in env steps (computed at sample time).", lo=1)
     noisy: bool = _f(False, "Factorised NoisyLinear layers in the head (Fortunato et al. 2018); turns epsilon-greedy off.")
     noisy_sigma0: float = _f(0.5, "NoisyNet: initial sigma_0 of the factorised noise.", lo=0)

@@ -18,7 +18,9 @@ from dqnkit.learner.explore import epsilon_greedy, explore
 from dqnkit.learner.losses import categorical_loss, categorical_projection, masked_q, td_target, value_loss
 from dqnkit.networks import QNetwork
 from dqnkit.networks.custom import build_custom
+from dqnkit.networks.head_fastpath import categorical_loss_and_grads, head_plan, head_td_loss_and_grads
 from dqnkit.networks.mlp_fastpath import plain_mlp_layers, td_loss_and_grads
+from dqnkit.networks.noisy import factorised_noise
 from dqnkit.types import Batch
 
 
@@ -81,11 +83,18 @@ class Agent:
         self.optimizer = make_optimizer(cfg, self.online.parameters(), self.device)
         self.noise_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.params = [p for p in self.online.parameters()]
-        # Plain MLP Q-nets take the hand-derived backward (same gradients, ~half the ops).
-        self.fast_layers = plain_mlp_layers(self.online)
-        # Uniform replay and no noisy nets: the buffer and the target net are fixed during a training round,
-        # so all its batches can be drawn in one gather (see train_round).
-        self.batched_round = not cfg.prioritized_replay and not cfg.noisy
+        # MLP Q-nets take a hand-derived backward (same gradients, about half the ops): mlp_fastpath for the plain
+        # head, head_fastpath for dueling (mean aggregation only), noisy and C51 heads; autograd for the rest.
+        self.fast_layers, self.fast_head = None, None
+        if cfg.fast_path:
+            self.fast_layers = plain_mlp_layers(self.online)
+            if not cfg.dueling or getattr(cfg, "dueling_aggregation", "mean") == "mean":
+                self.fast_head = head_plan(self.online)
+        # The buffer and the target net are fixed during a training round, so all its batches can be drawn in one
+        # gather (see train_round): uniform replay without noisy nets (noisy ones draw batch by batch, as population
+        # mode does), and PER when per_round_sampling trades drawing from fresh priorities for it.
+        self.batched_round = (not cfg.prioritized_replay and not cfg.noisy) or (
+            cfg.prioritized_replay and cfg.per_round_sampling)
         self.updates = 0
         if cfg.noisy:
             self.online.reset_noise(self.noise_gen)
@@ -123,28 +132,33 @@ class Agent:
     # --- learning ----------------------------------------------------------------------
     def train_round(self, buffer, n_updates: int, batch_size: int, beta: float) -> Iterator[dict[str, torch.Tensor]]:
         """``n_updates`` gradient steps on batches of ``buffer`` (a :class:`dqnkit.replay.ReplayBuffer`), yielding
-        each step's metrics as it is taken.
+        each step's metrics as it is taken. With noisy nets the round's noise is drawn first, in one call.
 
-        With ``batched_round`` all batches come from one ``sample`` and, where the TD target needs the target
-        net only (``fixed_targets``), one target forward pass; otherwise each batch is drawn after the previous
-        step, and with PER its new priorities are written before the next draw.
+        With ``batched_round`` all batches come from one draw (uniform: one ``sample``; PER with
+        ``per_round_sampling``: ``sample_round``, from the priorities at the start of the round) and, where the
+        TD target needs the target net only (``fixed_targets``), one target forward pass; otherwise each batch is
+        drawn after the previous step. With PER each batch's new priorities are written after its step.
         """
+        noise = self.update_noise(n_updates)
+        per = self.cfg.prioritized_replay
         if self.batched_round:
-            big = buffer.sample(batch_size * n_updates)
+            big = buffer.sample_round(n_updates, batch_size, beta) if per else buffer.sample(batch_size * n_updates)
             targets = self.fixed_targets(big)
-            next_out = self.bootstrap_outputs(big.next_obs) if targets is None else None
+            next_out = self.bootstrap_outputs(big.next_obs) if targets is None and noise is None else None
             for g in range(n_updates):
                 s = slice(g * batch_size, (g + 1) * batch_size)
                 part = big.rows(s)
-                if targets is None:
-                    yield self.update(part, next_target_out=next_out[s])
-                else:
-                    yield self.update(part, target=targets[s])
+                metrics = self.update(part, next_target_out=None if next_out is None else next_out[s],
+                                      target=None if targets is None else targets[s],
+                                      noise=None if noise is None else noise[g])
+                if per:
+                    buffer.update_priorities(part.index, metrics["td_abs"].cpu().numpy())
+                yield metrics
             return
-        for _ in range(n_updates):
+        for g in range(n_updates):
             batch = buffer.sample(batch_size, beta)
-            metrics = self.update(batch)
-            if self.cfg.prioritized_replay:
+            metrics = self.update(batch, noise=None if noise is None else noise[g])
+            if per:
                 buffer.update_priorities(batch.index, metrics["td_abs"].cpu().numpy())
             yield metrics
 
@@ -166,17 +180,27 @@ class Agent:
         return td_target(batch.reward, batch.discount, batch.terminated, self.target(batch.next_obs),
                          next_mask=batch.next_mask)
 
+    def update_noise(self, n_updates: int) -> torch.Tensor | None:
+        """The noise of ``n_updates`` updates (n_updates, 2 (online, target), noise_dim), from one generator call;
+        None without noisy nets."""
+        if not self.cfg.noisy:
+            return None
+        return factorised_noise(self.noise_gen, (n_updates, 2, self.online.noise_dim))
+
     def update(self, batch: Batch, next_target_out: torch.Tensor | None = None,
-               target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+               target: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One gradient step on ``batch``; returns tensors: loss, td_abs (per sample), q_sa, grad_norm.
 
         ``next_target_out`` (target-net outputs at s') or ``target`` (finished TD targets, see
-        ``fixed_targets``) may be passed in when computed once for many updates.
+        ``fixed_targets``) may be passed in when computed once for many updates; so may ``noise`` (one row of
+        ``update_noise``: the online and the target net's noise for this update; drawn here when not given).
         """
         cfg = self.cfg
         if cfg.noisy:
-            self.online.reset_noise(self.noise_gen)
-            self.target.reset_noise(self.noise_gen)
+            if noise is None:
+                noise = self.update_noise(1)[0]
+            self.online.set_noise(noise[0])
+            self.target.set_noise(noise[1])
         if next_target_out is None and target is None:
             next_target_out = self.bootstrap_outputs(batch.next_obs)
         next_online_q = None
@@ -191,25 +215,38 @@ class Agent:
             loss, td_abs, q_sa = td_loss_and_grads(self.fast_layers, batch.obs, batch.action, target, is_weight,
                                                    cfg.loss, self.online.torso.input_scale)
             return self._step_optimizer(loss, td_abs, q_sa)
-        out = self.online(batch.obs)
         if cfg.distributional:
-            support = self.online.support
-            next_probs_all = next_target_out.softmax(dim=-1)
-            with torch.no_grad():
-                selector = next_online_q if next_online_q is not None else (next_probs_all * support).sum(-1)
-                a_star = masked_q(selector, batch.next_mask).argmax(dim=1)
-                next_probs = next_probs_all[torch.arange(a_star.shape[0], device=a_star.device), a_star]
-                target_probs = categorical_projection(next_probs, batch.reward, batch.discount,
-                                                      batch.terminated, support)
+            target_probs = self._categorical_target(batch, next_target_out, next_online_q)
+            if self.fast_head is not None:
+                loss, td_abs, q_sa = categorical_loss_and_grads(self.fast_head, batch.obs, batch.action, target_probs,
+                                                                is_weight)
+                return self._step_optimizer(loss, td_abs, q_sa)
+            out = self.online(batch.obs)
             logits_sa = out[torch.arange(out.shape[0], device=out.device), batch.action]
             loss, td_abs = categorical_loss(logits_sa, target_probs, is_weight)
-            q_sa = (logits_sa.detach().softmax(-1) * support).sum(-1)
+            q_sa = (logits_sa.detach().softmax(-1) * self.online.support).sum(-1)
+        elif self.fast_head is not None:
+            loss, td_abs, q_sa = head_td_loss_and_grads(self.fast_head, batch.obs, batch.action, target, is_weight,
+                                                        cfg.loss)
+            return self._step_optimizer(loss, td_abs, q_sa)
         else:
+            out = self.online(batch.obs)
             q_sa = out.gather(1, batch.action.unsqueeze(1)).squeeze(1)
             loss, td_abs = value_loss(q_sa, target, is_weight, cfg.loss)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         return self._step_optimizer(loss, td_abs, q_sa)
+
+    @torch.no_grad()
+    def _categorical_target(self, batch: Batch, next_target_out: torch.Tensor,
+                            next_online_q: torch.Tensor | None) -> torch.Tensor:
+        """C51's projected target distribution (B, n_atoms) of the bootstrap action at s'."""
+        support = self.online.support
+        next_probs_all = next_target_out.softmax(dim=-1)
+        selector = next_online_q if next_online_q is not None else (next_probs_all * support).sum(-1)
+        a_star = masked_q(selector, batch.next_mask).argmax(dim=1)
+        next_probs = next_probs_all[torch.arange(a_star.shape[0], device=a_star.device), a_star]
+        return categorical_projection(next_probs, batch.reward, batch.discount, batch.terminated, support)
 
     def _step_optimizer(self, loss: torch.Tensor, td_abs: torch.Tensor, q_sa: torch.Tensor) -> dict[str, torch.Tensor]:
         """Clip the gradients already in ``.grad`` and take one optimizer step."""

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dqnkit.networks.noisy import NoisyLinear
+from dqnkit.networks.noisy import NoisyLinear, factorised_noise
 from dqnkit.networks.qnet import QNetwork, aggregate
 from dqnkit.networks.torsos import MLPTorso
 
@@ -64,6 +64,7 @@ class BatchedQNetwork(nn.Module):
         self.advantage_plan = self._stream_plan(ref.advantage, "advantage")
         self.value_plan = self._stream_plan(ref.value, "value") if ref.value is not None else None
         self.noisy_names = [n for n, mod in ref.named_modules() if isinstance(mod, NoisyLinear)]
+        self.noise_dim = ref.noise_dim
         for n in self.noisy_names:
             layers = [dict(member.named_modules())[n] for member in members]
             self.register_buffer(_key(n) + "__eps_in", torch.stack([layer.eps_in.detach().clone() for layer in layers]))
@@ -136,15 +137,18 @@ class BatchedQNetwork(nn.Module):
 
     @torch.no_grad()
     def reset_noise(self, generators: Sequence[torch.Generator]) -> None:
-        """Member ``m``'s noise from ``generators[m]``, drawn layer by layer as QNetwork.reset_noise draws it."""
-        for m, gen in enumerate(generators):
-            for n in self.noisy_names:
-                eps_in = getattr(self, _key(n) + "__eps_in")
-                eps_out = getattr(self, _key(n) + "__eps_out")
-                eps = torch.randn(eps_in.shape[1] + eps_out.shape[1], generator=gen)
-                eps = eps.sign() * eps.abs().sqrt()
-                eps_in[m].copy_(eps[: eps_in.shape[1]])
-                eps_out[m].copy_(eps[eps_in.shape[1]:])
+        """Member ``m``'s noise from ``generators[m]``, drawn as QNetwork.reset_noise draws it (one call)."""
+        self.set_noise(torch.stack([factorised_noise(gen, (self.noise_dim,)) for gen in generators]))
+
+    @torch.no_grad()
+    def set_noise(self, eps: torch.Tensor) -> None:
+        """Row ``m`` of ``eps`` (M, noise_dim) is member ``m``'s noise, laid out as ``QNetwork.set_noise`` reads it."""
+        offset = 0
+        for n in self.noisy_names:
+            for part in ("__eps_in", "__eps_out"):
+                buf = getattr(self, _key(n) + part)
+                buf.copy_(eps[:, offset: offset + buf.shape[1]])
+                offset += buf.shape[1]
 
     # --- members ----------------------------------------------------------------------------
     def parameter_list(self) -> list[nn.Parameter]:

@@ -7,7 +7,9 @@ head) this module computes the loss and writes the parameter gradients with abou
 ops autograd needs: forward keeps the hidden activations, and the backward pass is the
 chain rule written out (dW = dz^T h, db = sum dz, dh = dz W, masked by ReLU'). The result
 equals autograd's to float32 rounding; ``tests/networks/test_mlp_fastpath.py`` checks it against
-autograd on random nets and batches, for Huber and MSE, with and without IS weights.
+autograd on random nets and batches, for Huber and MSE, with and without IS weights. The helpers
+(``flat_input``, ``mlp_forward``, ``mlp_backward``, ``value_loss_grad``) also serve
+:mod:`dqnkit.networks.head_fastpath`, the same for the dueling, noisy and C51 heads.
 """
 from __future__ import annotations
 
@@ -36,38 +38,59 @@ def td_loss_and_grads(layers: list[nn.Linear], obs: torch.Tensor, action: torch.
     """Loss of Q(obs)[action] against ``target``; sets ``.grad`` of every layer. Returns (loss, td_abs, q_sa).
 
     ``input_scale`` multiplies non-float32 (uint8) observations after the cast, as ``MLPTorso`` does."""
+    acts = mlp_forward(layers[:-1], flat_input(obs, input_scale))
+    last = layers[-1]
+    q = torch.addmm(last.bias, acts[-1], last.weight.t())
+    idx = action.unsqueeze(1)
+    q_sa = q.gather(1, idx).squeeze(1)
+    loss, abs_td, grad_q = value_loss_grad(q_sa - target, is_weight, kind)
+    dz = torch.zeros_like(q).scatter_(1, idx, (grad_q / q.shape[0]).unsqueeze(1))
+    mlp_backward(layers, acts, dz)
+    return loss, abs_td, q_sa
+
+
+def flat_input(obs: torch.Tensor, input_scale: torch.Tensor | None) -> torch.Tensor:
+    """Observations as (B, features) float32, non-float32 (uint8) ones scaled as ``MLPTorso`` scales them."""
     x = obs.reshape(obs.shape[0], -1)
     if x.dtype != torch.float32:
         x = x.float() if input_scale is None else x.float() * input_scale
+    return x
+
+
+def mlp_forward(layers: list[nn.Linear], x: torch.Tensor) -> list[torch.Tensor]:
+    """``Linear -> ReLU`` per layer; returns the input of every layer and the last output ([x, h1, ..., hk])."""
     acts = [x]
-    for layer in layers[:-1]:
+    for layer in layers:
         x = torch.addmm(layer.bias, x, layer.weight.t()).relu_()
         acts.append(x)
-    last = layers[-1]
-    q = torch.addmm(last.bias, x, last.weight.t())
-    idx = action.unsqueeze(1)
-    q_sa = q.gather(1, idx).squeeze(1)
-    td = q_sa - target
-    batch = td.shape[0]
-    # d(loss)/d(q_sa): Huber (delta 1) -> clamp(td, -1, 1); MSE -> 2 td; mean over the batch.
-    if kind == "huber":
-        abs_td = td.abs()
-        per_sample = torch.where(abs_td < 1.0, 0.5 * td * td, abs_td - 0.5)
-        grad_q = td.clamp(-1.0, 1.0)
-    else:
-        abs_td = td.abs()
-        per_sample = td * td
-        grad_q = 2.0 * td
-    if is_weight is not None:
-        per_sample = per_sample * is_weight
-        grad_q = grad_q * is_weight
-    loss = per_sample.mean()
-    dz = torch.zeros_like(q).scatter_(1, idx, (grad_q / batch).unsqueeze(1))
+    return acts
+
+
+def mlp_backward(layers: list[nn.Linear], acts: list[torch.Tensor], dz: torch.Tensor) -> None:
+    """Set ``.grad`` of ``layers`` from ``dz`` = d(loss)/d(output of the last layer); ``acts[i]`` is the input of
+    ``layers[i]`` (every layer but the last is followed by a ReLU, so its output is ``acts[i + 1]``)."""
     for i in range(len(layers) - 1, -1, -1):
         layer, h = layers[i], acts[i]
         layer.weight.grad = dz.t().mm(h)  # fresh tensors: assigning them costs nothing, copying would
         layer.bias.grad = dz.sum(0)
         if i > 0:
             dz = torch.ops.aten.threshold_backward(dz.mm(layer.weight), h, 0.0)
-    return loss, abs_td, q_sa
 
+
+def value_loss_grad(td: torch.Tensor, is_weight: torch.Tensor | None, kind: str
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, |td|, d(sum of the weighted per-sample losses)/d(q_sa)) for TD errors ``td = q_sa - target``.
+
+    Huber (delta 1): derivative clamp(td, -1, 1); MSE: 2 td. The loss is the mean over the batch, so the
+    gradient of the loss is the returned derivative divided by the batch size."""
+    abs_td = td.abs()
+    if kind == "huber":
+        per_sample = torch.where(abs_td < 1.0, 0.5 * td * td, abs_td - 0.5)
+        grad_q = td.clamp(-1.0, 1.0)
+    else:
+        per_sample = td * td
+        grad_q = 2.0 * td
+    if is_weight is not None:
+        per_sample = per_sample * is_weight
+        grad_q = grad_q * is_weight
+    return per_sample.mean(), abs_td, grad_q

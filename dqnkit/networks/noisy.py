@@ -9,6 +9,13 @@ In eval mode (``module.eval()``) the layer uses the mean weights only, so greedy
 evaluation is deterministic. Deviation: noise is drawn from a torch.Generator owned
 by the layer's parent (passed in ``reset_noise``) when one is given, so runs are
 reproducible without touching the global torch RNG.
+
+Noise resets are batched: :func:`factorised_noise` draws the Gaussians of many resets (all noisy layers of
+a network, both networks of an update, all updates of a training round) with one generator call and
+applies f once; ``QNetwork.set_noise`` hands each layer its slice (eps_in first, then eps_out, layer by
+layer in module order). The distribution is unchanged (every entry is f of its own standard normal); the
+order in which the generator's stream is consumed is not the per-layer order of earlier versions, so a
+seeded noisy run draws other (equally distributed) noise than before (see README, "Speed").
 """
 from __future__ import annotations
 
@@ -16,6 +23,13 @@ import math
 
 import torch
 from torch import nn
+
+
+def factorised_noise(generator: torch.Generator | None, shape: tuple[int, ...]) -> torch.Tensor:
+    """f(eps) for ``shape`` standard normals drawn by one generator call (f(x) = sign(x) sqrt(|x|))."""
+    eps = torch.randn(shape, generator=generator)
+    magnitude = eps.abs().sqrt_()
+    return eps.sign_().mul_(magnitude)
 
 
 class NoisyLinear(nn.Module):
@@ -30,14 +44,10 @@ class NoisyLinear(nn.Module):
         self.register_buffer("eps_in", torch.zeros(in_features))
         self.register_buffer("eps_out", torch.zeros(out_features))
 
-    @staticmethod
-    def _f(x: torch.Tensor) -> torch.Tensor:
-        return x.sign() * x.abs().sqrt()
-
     @torch.no_grad()
     def reset_noise(self, generator: torch.Generator | None = None) -> None:
         # One draw for both factors (eps_in first, then eps_out), one f() over it.
-        eps = self._f(torch.randn(self.in_features + self.out_features, generator=generator))
+        eps = factorised_noise(generator, (self.in_features + self.out_features,))
         self.eps_in.copy_(eps[: self.in_features])
         self.eps_out.copy_(eps[self.in_features :])
 

@@ -21,7 +21,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from dqnkit.networks.noisy import NoisyLinear
+from dqnkit.networks.noisy import NoisyLinear, factorised_noise
 from dqnkit.networks.torsos import MLPTorso, NatureCNN
 
 
@@ -85,6 +85,7 @@ class QNetwork(nn.Module):
         # A plain list (not a ModuleList): the layers are already registered as submodules; this only saves
         # walking the module tree on every noise reset (once per env step and twice per update).
         self._noisy_layers = [m for m in self.modules() if isinstance(m, NoisyLinear)]
+        self.noise_dim = sum(m.in_features + m.out_features for m in self._noisy_layers)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Q-values (B, |A|), or C51 logits (B, |A|, n_atoms) when distributional."""
@@ -108,5 +109,16 @@ class QNetwork(nn.Module):
         return out
 
     def reset_noise(self, generator: torch.Generator | None = None) -> None:
+        """New noise for every noisy layer, from one generator call (see :func:`factorised_noise`)."""
+        self.set_noise(factorised_noise(generator, (self.noise_dim,)))
+
+    @torch.no_grad()
+    def set_noise(self, eps: torch.Tensor) -> None:
+        """Hand the layers their slices of ``eps`` (``noise_dim`` values, f already applied): each noisy layer in
+        module order takes eps_in then eps_out."""
+        offset = 0
         for m in self._noisy_layers:
-            m.reset_noise(generator)
+            m.eps_in.copy_(eps[offset: offset + m.in_features])
+            offset += m.in_features
+            m.eps_out.copy_(eps[offset: offset + m.out_features])
+            offset += m.out_features

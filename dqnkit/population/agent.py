@@ -21,6 +21,7 @@ from dqnkit.learner.agent import Agent
 from dqnkit.learner.explore import epsilon_greedy
 from dqnkit.learner.losses import categorical_projection
 from dqnkit.networks.batched import BatchedQNetwork, batched_td_loss_and_grads
+from dqnkit.networks.noisy import factorised_noise
 from dqnkit.population.optim import MemberOptimizer, clip_per_member
 from dqnkit.types import Batch
 
@@ -42,7 +43,7 @@ class PopulationAgent:
         self.optimizer = MemberOptimizer(self.params, cfg.optimizer, [c.learning_rate for c in self.cfgs],
                                          [c.adam_eps for c in self.cfgs], [c.weight_decay for c in self.cfgs],
                                          amsgrad=cfg.amsgrad)
-        self.fast_layers = self.online.plain_layers()
+        self.fast_layers = self.online.plain_layers() if cfg.fast_path else None
         self.noisy, self.distributional = cfg.noisy, cfg.distributional
         self.batched_round = not cfg.prioritized_replay and not cfg.noisy
         self.weighted = cfg.prioritized_replay
@@ -99,9 +100,10 @@ class PopulationAgent:
                 else:
                     yield self.update(part, target=targets[:, s])
             return
-        for _ in range(n_updates):
+        noise = self.update_noise(n_updates)
+        for g in range(n_updates):
             batch = replay.sample(batch_size, betas)
-            metrics = self.update(batch)
+            metrics = self.update(batch, noise=None if noise is None else noise[g])
             if self.weighted:
                 replay.update_priorities(batch.index, metrics["td_abs"].cpu().numpy())
             yield metrics
@@ -124,12 +126,23 @@ class PopulationAgent:
         next_v = next_q_target.gather(-1, a_star.unsqueeze(-1)).squeeze(-1)
         return batch.reward + batch.discount * (1.0 - batch.terminated) * next_v
 
+    def update_noise(self, n_updates: int) -> torch.Tensor | None:
+        """(n_updates, M, 2, noise_dim): member ``m``'s noise drawn from its generator as :meth:`Agent.update_noise`
+        draws it (one call per member); None without noisy nets."""
+        if not self.noisy:
+            return None
+        shape = (n_updates, 2, self.online.noise_dim)
+        return torch.stack([factorised_noise(gen, shape) for gen in self.noise_gens], dim=1)
+
     def update(self, batch: Batch, next_target_out: torch.Tensor | None = None,
-               target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """One gradient step of every member; metrics: loss (M,), td_abs (M, B), q_sa (M, B), grad_norm (M,)."""
+               target: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """One gradient step of every member; metrics: loss (M,), td_abs (M, B), q_sa (M, B), grad_norm (M,).
+        ``noise`` (M, 2, noise_dim): one row of ``update_noise`` (drawn here when not given)."""
         if self.noisy:
-            self.online.reset_noise(self.noise_gens)
-            self.target.reset_noise(self.noise_gens)
+            if noise is None:
+                noise = self.update_noise(1)[0]
+            self.online.set_noise(noise[:, 0])
+            self.target.set_noise(noise[:, 1])
         if next_target_out is None and target is None:
             next_target_out = self.bootstrap_outputs(batch.next_obs)
         next_online_q = None

@@ -60,6 +60,9 @@ class PopulationTrainer:
             raise ConfigError(f"population mode explores epsilon-greedily and evaluates greedily; exploration="
                               f"{cfg.exploration}, eval_epsilon={cfg.eval_epsilon:g} need one run per seed "
                               "(dqnkit train without --seeds), or set exploration=epsilon eval_epsilon=0")
+        if cfg.per_round_sampling and cfg.prioritized_replay:
+            raise ConfigError("population mode draws PER batches one at a time; set per_round_sampling=false "
+                              "(or train one seed at a time)")
         self.root = Path(root) if root is not None else None
         self.run_dirs = [self.root / m.name if self.root else None for m in self.members]
         self.verbosity = verbosity

@@ -183,6 +183,22 @@ class ReplayBuffer:
     def sample(self, batch_size: int, beta: float = 0.4) -> Batch:
         """A batch of ``batch_size`` transitions drawn with replacement; ``beta`` is the PER
         importance-sampling exponent (ignored by uniform sampling)."""
+        first_valid, num_valid = self._valid_range(batch_size)
+        index, is_weight = self.sampler.sample(int(batch_size), first_valid, num_valid, beta)
+        return self._gather(index, is_weight)
+
+    def sample_round(self, n_batches: int, batch_size: int, beta: float = 0.4) -> Batch:
+        """``n_batches`` batches of ``batch_size`` drawn at once, as one Batch of ``n_batches * batch_size`` rows
+        (batch ``g`` is rows ``[g * batch_size, (g + 1) * batch_size)``). With PER they all come from the
+        priorities as they are now, each batch stratified and its IS weights normalised on its own, as
+        ``sample`` draws one batch (``per_round_sampling``); uniform: the same as ``sample(n_batches * batch_size)``."""
+        if n_batches < 1:
+            raise ValueError(f"n_batches must be >= 1, got {n_batches}")
+        first_valid, num_valid = self._valid_range(batch_size)
+        index, is_weight = self.sampler.sample_round(int(n_batches), int(batch_size), first_valid, num_valid, beta)
+        return self._gather(index, is_weight)
+
+    def _valid_range(self, batch_size: int) -> tuple[int, int]:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         first_valid, num_valid = self.storage.valid_range(self.n_step)
@@ -191,8 +207,7 @@ class ReplayBuffer:
                 f"cannot sample: {self.storage.rows_stored} rows stored, need at least {self.n_step + 1} "
                 f"(check can_sample() before sample())"
             )
-        index, is_weight = self.sampler.sample(int(batch_size), first_valid, num_valid, beta)
-        return self._gather(index, is_weight)
+        return first_valid, num_valid
 
     def _gather(self, index: np.ndarray, is_weight: np.ndarray) -> Batch:
         return gather_batch(self.storage, index, is_weight, self._gamma_powers, self._discount_of_k, self.device,

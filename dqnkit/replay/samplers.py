@@ -25,6 +25,11 @@ Deviations (PER):
   ~3000 measured by benchmarks/per_priorities.py) and the batches concentrate on them. Default: no clip,
   as the issue specifies; ``priority_clip=1`` is the paper's setting. With C51 the clipped quantity is the
   per-sample cross-entropy.
+- Optional ``sample_round`` (config ``per_round_sampling``): a training round's batches are drawn together,
+  all from the priorities at the start of the round, where the paper draws each batch after the previous
+  batch's priority update (Algorithm 1, lines 9-12 inside the replay period loop). The new priorities are
+  still written after each batch's step, so the next round sees them; within a round, a transition whose
+  priority an earlier batch changed keeps its start-of-round probability and IS weight.
 - A slot gets its priority when it becomes *valid* (its n-step window is written), not when written:
   the newest ``n_step`` rows, unwritten slots and the row being overwritten all hold priority 0, so
   they can never be drawn. ``update_priorities`` ignores slots that hold 0 (overwritten since sampled).
@@ -76,6 +81,10 @@ class Sampler(Protocol):
         """``(index int64 (B,), is_weight float32 (B,))``; valid slots are
         ``(first_valid + j) % num_slots`` for ``j < num_valid``."""
 
+    def sample_round(self, n_batches: int, batch_size: int, first_valid: int, num_valid: int,
+                     beta: float) -> tuple[np.ndarray, np.ndarray]:
+        """``n_batches`` batches drawn at once, batch ``g`` at ``[g * batch_size: (g + 1) * batch_size]``."""
+
     def update_priorities(self, index: np.ndarray, td_abs: np.ndarray) -> None: ...
 
     def state_dict(self) -> tuple[dict[str, np.ndarray], dict]: ...
@@ -100,6 +109,10 @@ class UniformSampler:
         j += first_valid
         j %= self.num_slots
         return j, np.ones(batch_size, dtype=np.float32)
+
+    def sample_round(self, n_batches: int, batch_size: int, first_valid: int, num_valid: int,
+                     beta: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        return self.sample(n_batches * batch_size, first_valid, num_valid, beta)
 
     def update_priorities(self, index: np.ndarray, td_abs: np.ndarray) -> None:
         pass
@@ -139,19 +152,28 @@ class PrioritizedSampler:
         self.tree.update(np.concatenate((written, now_valid)), values)
 
     def sample(self, batch_size: int, first_valid: int, num_valid: int, beta: float = 0.4) -> tuple[np.ndarray, np.ndarray]:
+        return self.sample_round(1, batch_size, first_valid, num_valid, beta)
+
+    def sample_round(self, n_batches: int, batch_size: int, first_valid: int, num_valid: int,
+                     beta: float = 0.4) -> tuple[np.ndarray, np.ndarray]:
+        """``n_batches`` batches of ``batch_size`` from the priorities as they are now, in one tree descent:
+        ``(index, is_weight)`` of ``n_batches * batch_size`` entries, batch ``g`` at ``[g * batch_size:]``.
+
+        Each batch is drawn exactly as ``sample`` draws one (stratified over [0, total), weights normalised by
+        the batch's maximum); ``sample`` is the case ``n_batches = 1`` (the same draws from the generator)."""
         total = self.tree.total()
         if num_valid <= 0 or total <= 0.0:
             raise ValueError("no valid transitions to sample from")
-        # Stratified: one uniform draw in each of batch_size equal segments of [0, total).
-        u = np.arange(batch_size, dtype=np.float64)
-        u += self.rng.random(batch_size)
+        # Stratified: per batch, one uniform draw in each of batch_size equal segments of [0, total).
+        u = self.rng.random((n_batches, batch_size))
+        u += np.arange(batch_size, dtype=np.float64)
         u *= total / batch_size
         np.minimum(u, total * (1.0 - 1e-12), out=u)
-        index = self.tree.find(u)  # never a zero-priority leaf while total > 0 (see SumTree.find)
+        index = self.tree.find(u.reshape(-1))  # never a zero-priority leaf while total > 0 (see SumTree.find)
         prob = self.tree.get(index) / total
-        weight = (num_valid * prob) ** (-beta)
-        weight /= weight.max()
-        return index, weight.astype(np.float32)
+        weight = ((num_valid * prob) ** (-beta)).reshape(n_batches, batch_size)
+        weight /= weight.max(axis=1, keepdims=True)
+        return index, weight.reshape(-1).astype(np.float32)
 
     def update_priorities(self, index: np.ndarray, td_abs: np.ndarray) -> None:
         index = np.asarray(index, dtype=np.int64).reshape(-1)

@@ -121,3 +121,20 @@ def test_member_optimizer_equals_torch_optim_per_member(kind, amsgrad, wd):
             ref_opts[m].step()
     for m in range(3):
         assert torch.allclose(stacked[m], refs[m], rtol=1e-5, atol=1e-6), m
+
+
+def test_members_draw_the_noise_their_single_agents_draw():
+    """Noise resets batched (one generator call per reset, per round): member m's noise is its Agent's, exactly."""
+    cfgs = configs({"noisy": True, "dueling": True})
+    pop = PopulationAgent(cfgs, (OBS,), ACTIONS)
+    singles = [Agent(c, (OBS,), ACTIONS) for c in cfgs]
+    round_noise = pop.update_noise(4)
+    for m, agent in enumerate(singles):
+        assert torch.equal(round_noise[:, m], agent.update_noise(4))
+    batch = batches(1)[0]
+    pop.update(batch)
+    for m, agent in enumerate(singles):
+        agent.update(member_batch(batch, m))
+        for name, value in agent.target.state_dict().items():
+            if name.endswith(("eps_in", "eps_out")):
+                assert torch.equal(pop.target.member_state_dict(m)[name], value), (m, name)

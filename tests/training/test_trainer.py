@@ -54,7 +54,11 @@ def test_two_runs_with_one_seed_are_identical(tmp_path):
     assert read(tmp_path / "a" / "episodes.csv") == read(tmp_path / "b" / "episodes.csv")
 
 
-@pytest.mark.parametrize("num_envs, extra", [(1, {}), (3, {"prioritized_replay": True, "n_step": 3})])
+@pytest.mark.parametrize("num_envs, extra", [
+    (1, {}), (3, {"prioritized_replay": True, "n_step": 3}),
+    # a round's PER batches drawn at once, its noise in one call, the Rainbow head's fast path
+    (2, {"prioritized_replay": True, "per_round_sampling": True, "noisy": True, "dueling": True,
+         "distributional": True, "v_min": 0.0, "v_max": 100.0, "train_freq": 16, "gradient_steps": 4})])
 def test_resume_with_replay_matches_uninterrupted_run(tmp_path, num_envs, extra):
     cfg = Config.from_dict({**FAST, **extra, "total_timesteps": 3000, "seed": 5, "save_replay": True,
                             "num_envs": num_envs, "checkpoint_freq": 1500, "eval_freq": 750})
