@@ -21,6 +21,7 @@ from torch import nn
 
 from dqnkit.errors import ConfigError
 from dqnkit.importing import import_object
+from dqnkit.networks.torsos import as_float_input
 
 
 class CustomTorso(nn.Module):
@@ -33,9 +34,7 @@ class CustomTorso(nn.Module):
         self.register_buffer("input_scale", torch.tensor(float(input_scale)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.float32:
-            x = x.float() * self.input_scale
-        return self.body(x)
+        return self.body(as_float_input(x, self.input_scale))
 
 
 def build_custom(path: str, kwargs: dict, obs_shape: Sequence[int], *, role: str, n_actions: int,

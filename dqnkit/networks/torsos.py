@@ -37,9 +37,13 @@ class MLPTorso(nn.Module):
         self.register_buffer("input_scale", torch.tensor(float(input_scale)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.float32:
-            x = x.float() * self.input_scale
-        return self.net(x)
+        return self.net(as_float_input(x, self.input_scale))
+
+
+def as_float_input(x: torch.Tensor, input_scale: torch.Tensor) -> torch.Tensor:
+    """The one input rule of dqnkit's MLP torsos: float32 passes as it is, anything else (uint8 images,
+    one-hot ints) becomes float32 times ``input_scale`` (1/255 for [0, 255] images)."""
+    return x if x.dtype == torch.float32 else x.float() * input_scale
 
 
 class NatureCNN(nn.Module):
