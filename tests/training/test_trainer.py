@@ -124,8 +124,11 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 
 def test_ctrl_c_writes_checkpoint_and_says_how_to_resume(tmp_path):
     run = tmp_path / "run"
+    # A shell starts background jobs with SIGINT ignored, and Python then keeps ignoring it (no KeyboardInterrupt):
+    # give the child the default disposition, as a terminal's Ctrl-C would find it, whoever started pytest.
     proc = subprocess.Popen([sys.executable, "-m", "dqnkit.cli", "train", "--steps", "200000", "--out", str(run),
-                             "--set", "eval_freq=0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "--set", "eval_freq=0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline and not (run / "episodes.csv").exists():
         time.sleep(0.2)
