@@ -43,8 +43,6 @@ def connect(address: str | None, *, num_cpus: int | None = None, timeout_s: floa
     """Start a local Ray (``address`` None) or connect to a cluster (``'auto'``, ``HOST:PORT``); an address that does
     not answer fails within ``timeout_s`` with one line. Reuses a Ray already initialised in this process."""
     ray = require_ray()
-    if ray.is_initialized():
-        return ray
     if address is not None:
         where = split_address(address)
         if where is not None:  # a TCP check first: ray.init would retry an unreachable GCS for minutes
@@ -53,6 +51,8 @@ def connect(address: str | None, *, num_cpus: int | None = None, timeout_s: floa
             except OSError as exc:
                 raise DqnkitError(f"cannot reach a Ray cluster at {address} ({exc}); start one with "
                                   "`ray start --head` there or check --ray-address") from None
+    if ray.is_initialized():
+        return ray
     kwargs: dict = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address is None:
         kwargs["num_cpus"] = num_cpus
