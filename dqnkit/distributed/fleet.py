@@ -23,6 +23,7 @@ from dqnkit.distributed.cluster import actor_epsilons
 from dqnkit.errors import DqnkitError
 
 MAX_FAILURES = 3
+RETRY_S = 0.5
 
 
 class ActorFleet:
@@ -39,6 +40,8 @@ class ActorFleet:
         self.restarts, self.failures = [0] * n, [0] * n
         self.alive = [True] * n
         self.next_seq = [1] * n  # the sequence number of the next chunk each actor sends
+        self.needs_reset = [False] * n  # died: the reset (new seed base, weights) goes before any chunk
+        self.retry_at = [0.0] * n  # when to ask a restarting actor for its reset again (time.monotonic)
         self.queues: list[collections.deque] = [collections.deque() for _ in range(n)]
         self.weights_ref, self.version = None, -1
         self.sent_version = [-1] * n
@@ -62,12 +65,22 @@ class ActorFleet:
 
     # --- chunks ------------------------------------------------------------------------
     def submit(self, i: int) -> None:
+        """Ask actor ``i`` for a chunk, or, after its death, for the reset that must come first."""
+        if self.needs_reset[i]:
+            if any(kind == "reset" for _, _, kind in self.queues[i]) or time.monotonic() < self.retry_at[i]:
+                return
+            ref = self.handles[i].reset.remote(self.restarts[i], self.weights_ref, self.version)
+            self.sent_version[i] = self.version
+            self.queues[i].append((ref, self.restarts[i], "reset"))
+            return
         ref = self.handles[i].sample.remote(self.cfg.apex_chunk_steps, self._weights_for(i), self.version)
-        self.queues[i].append((ref, self.restarts[i]))
+        self.queues[i].append((ref, self.restarts[i], "sample"))
 
     def fill(self) -> None:
         for i in range(self.n):
-            while self.alive[i] and len(self.queues[i]) < self.depth:
+            if self.alive[i] and self.needs_reset[i]:
+                self.submit(i)
+            while self.alive[i] and not self.needs_reset[i] and len(self.queues[i]) < self.depth:
                 self.submit(i)
 
     def in_flight(self) -> int:
@@ -75,9 +88,10 @@ class ActorFleet:
 
     def collect(self, timeout_s: float = 1.0) -> list[tuple[int, dict]]:
         """The chunks ready now (waiting up to ``timeout_s`` for one), each actor's in the order it sent them."""
-        refs = [ref for q in self.queues for ref, _ in q]
-        if not refs:
+        refs = [ref for q in self.queues for ref, _, _ in q]
+        if not refs:  # every live actor is waiting to be asked for its reset again
             self._all_dead_check()
+            time.sleep(RETRY_S / 5)
             return []
         ready, _ = self.ray.wait(refs, num_returns=1, timeout=timeout_s)
         if not ready:
@@ -85,9 +99,9 @@ class ActorFleet:
         ready_set = set(ready)
         self._out = []
         for i, q in enumerate(self.queues):
-            if any(ref in ready_set for ref, _ in q):
+            if any(ref in ready_set for ref, _, _ in q):
                 while q:  # everything up to the ready one, in order (the earlier ones are done or failed)
-                    ref, _ = q[0]
+                    ref = q[0][0]
                     self._take(i)
                     if ref in ready_set:
                         break
@@ -95,10 +109,15 @@ class ActorFleet:
 
     def gather_round(self) -> list[tuple[int, dict]]:
         """``--sync``: one chunk from every live actor, in actor order."""
-        for i in range(self.n):
-            if self.alive[i]:
-                self.submit(i)
         self._out = []
+        for i in range(self.n):
+            if self.alive[i] and self.needs_reset[i]:  # a restarted actor: its reset, then its chunk
+                self.retry_at[i] = 0.0
+                self.submit(i)
+                while self.queues[i]:
+                    self._take(i)
+            if self.alive[i] and not self.needs_reset[i]:
+                self.submit(i)
         for i in range(self.n):
             while self.queues[i]:
                 self._take(i)
@@ -116,10 +135,13 @@ class ActorFleet:
     def _take(self, i: int) -> None:
         """Get actor ``i``'s oldest chunk in flight into ``_out``: ``(i, chunk)``, or ``(i, None)`` where its
         stream was cut (the actor died; its shard is to be closed before the next incarnation's chunks)."""
-        ref, incarnation = self.queues[i].popleft()
+        ref, incarnation, kind = self.queues[i].popleft()
+        if kind == "reset":
+            self._reset_done(i, ref)
+            return
         try:
             chunk = self.ray.get(ref)
-        except (self.ray.exceptions.RayActorError, self.ray.exceptions.ActorUnavailableError):
+        except self.ray.exceptions.RayActorError:  # died, or unavailable while Ray restarts it
             self._lost(i, incarnation)
             return
         if chunk["restarts"] != self.restarts[i] or chunk["seq"] != self.next_seq[i]:
@@ -139,26 +161,44 @@ class ActorFleet:
         self.lag[i] = max(0, self.version - chunk["version"]) if chunk["version"] >= 0 else self.version
         self._out.append((i, chunk))
 
+    def _reset_done(self, i: int, ref: Any) -> None:
+        try:
+            self.ray.get(ref)
+        except self.ray.exceptions.ActorUnavailableError:  # still restarting: ask again shortly
+            self.retry_at[i] = time.monotonic() + RETRY_S
+            return
+        except self.ray.exceptions.RayActorError:
+            self.retry_at[i] = time.monotonic() + RETRY_S
+            self._failed(i)
+            return
+        self.needs_reset[i] = False
+        self.next_seq[i] = 1
+
+    def _failed(self, i: int) -> bool:
+        """Count a failure in a row of actor ``i``; retire it after MAX_FAILURES (True when retired)."""
+        self.failures[i] += 1
+        if self.failures[i] < MAX_FAILURES:
+            return False
+        if self.alive[i]:
+            self.alive[i] = False
+            live = sum(self.alive)
+            self.say(f"warning: actor {i} could not be restarted ({self.failures[i]} failures in a row); "
+                     f"continuing with {live} actor{'s' if live != 1 else ''}")
+        self.queues[i].clear()
+        self._all_dead_check()
+        return True
+
     def _lost(self, i: int, incarnation: int, dead_between_tasks: bool = False) -> None:
         """A chunk of actor ``i`` lost (``incarnation``: the restart count it was asked under)."""
         self.dropped[i] += 1
         if incarnation != self.restarts[i] and not dead_between_tasks:
             return  # an older incarnation's chunk: its death is handled already
-        self.failures[i] += 1
-        if self.failures[i] >= MAX_FAILURES:
-            if self.alive[i]:
-                self.alive[i] = False
-                live = sum(self.alive)
-                self.say(f"warning: actor {i} could not be restarted ({self.failures[i]} failures in a row); "
-                         f"continuing with {live} actor{'s' if live != 1 else ''}")
-            self.queues[i].clear()
-            self._all_dead_check()
+        if self._failed(i):
             return
         self.restarts[i] += 1
         self._out.append((i, None))
-        self.next_seq[i] = 1
-        self.sent_version[i] = self.version
-        self.handles[i].reset.remote(self.restarts[i], self.weights_ref, self.version)
+        self.needs_reset[i] = True
+        self.retry_at[i] = 0.0
 
     def _all_dead_check(self) -> None:
         if not any(self.alive):
@@ -207,7 +247,7 @@ class ActorFleet:
         return cuts
 
     def rows(self, env_step: int, wall_s: float) -> list[dict]:
-        return [{"env_step": env_step, "wall_s": round(wall_s, 2), "actor": i, "epsilon": round(self.epsilons[i], 6),
+        return [{"env_step": env_step, "wall_s": round(wall_s, 2), "actor": i, "epsilon": float(f"{self.epsilons[i]:.6g}"),
                  "env_steps": self.env_steps[i],
                  "env_steps_per_s": round(self.env_steps[i] / self.seconds[i], 1) if self.seconds[i] > 0 else 0.0,
                  "episodes": self.episodes[i], "chunks": self.chunks[i], "dropped_chunks": self.dropped[i],
