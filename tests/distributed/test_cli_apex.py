@@ -56,3 +56,11 @@ def test_train_then_resume_on_ray_from_the_cli(tmp_path, ray_session, capsys):
     assert sum(int(r["env_steps"]) for r in last) == steps[-1]  # the actors' counters continued
     run_json = __import__("json").loads((run / "run.json").read_text())
     assert run_json["status"] == "finished" and run_json["env_step"] >= 800
+
+
+def test_distributed_modules_do_not_import_ray_until_used():
+    import subprocess
+    code = ("import sys\nimport dqnkit.distributed.learner, dqnkit.distributed.fleet, dqnkit.cli\n"
+            "assert 'ray' not in sys.modules, 'ray imported at module level'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
