@@ -3,7 +3,8 @@
 
 A plain class: :mod:`dqnkit.distributed.learner` wraps it with ``ray.remote`` (``max_restarts=-1``,
 ``max_task_retries=0``), so this module never imports ray. A chunk holds the arrays ``ReplayBuffer.add`` takes, one
-row per vector step (obs, action, reward, terminated, truncated, episode_end, next_mask), the true final
+row per vector step (obs, action, reward, terminated, truncated, episode_end, next_mask; Atari frame stacks as
+their newest frames, ``shards.pack_frames``), the true final
 observations of the truncated transitions only (``final_rows``, ``final_obs``), the observation after the chunk
 (``next_obs``: the final observation should the stream be cut there), the episodes that ended in it, and the
 version (learner updates) of the weights that acted. With PER it carries initial priorities from the actor's own
@@ -21,6 +22,7 @@ import torch
 
 from dqnkit.config import Config
 from dqnkit.distributed.cluster import actor_epsilons
+from dqnkit.distributed.shards import pack_frames
 from dqnkit.envs.vector import TrainingEnvs
 from dqnkit.learner.agent import Agent
 from dqnkit.networks import pick_torso
@@ -143,6 +145,8 @@ class ApexActor:
             "env_steps": K * E,
         }
         chunk["td_abs"] = self.initial_priorities(chunk) if self.cfg.prioritized_replay else None
+        if envs.atari and self.cfg.frame_stack > 1:  # newest frames only (the first stacks and episode starts whole)
+            chunk.update(pack_frames(chunk.pop("obs")))
         chunk["seconds"] = time.perf_counter() - t0
         return chunk
 

@@ -20,18 +20,52 @@ from dqnkit.runfolder import generator_state, set_generator_state
 from dqnkit.types import Batch
 
 
+def pack_frames(obs: np.ndarray) -> dict[str, np.ndarray]:
+    """Frame stacks (K, E, k, H, W) of K vector steps as their newest frames (K, E, H, W), the first row's stacks,
+    and the stacks that are not the previous row's shifted by one frame (episode starts), by flat row t * E + e."""
+    K, E = obs.shape[:2]
+    same = (obs[1:, :, :-1] == obs[:-1, :, 1:]).reshape(K - 1, E, -1).all(axis=-1) if K > 1 else np.ones((0, E), bool)
+    # shifted: stack t drops stack t-1's oldest frame and appends a new one
+    t_idx, e_idx = np.nonzero(~same)
+    return {"frames": np.ascontiguousarray(obs[:, :, -1]), "first_stacks": np.array(obs[0]),
+            "reset_rows": ((t_idx + 1) * E + e_idx).astype(np.int64), "reset_stacks": np.array(obs[t_idx + 1, e_idx])}
+
+
+def unpack_frames(packed: dict) -> np.ndarray:
+    """The frame stacks :func:`pack_frames` packed, bit for bit."""
+    frames = packed["frames"]
+    K, E = frames.shape[:2]
+    first = packed["first_stacks"]
+    out = np.empty((K, *first.shape), dtype=first.dtype)
+    out[0] = first
+    rows = packed["reset_rows"]
+    for t in range(1, K):
+        out[t, :, :-1] = out[t - 1, :, 1:]
+        out[t, :, -1] = frames[t]
+        here = np.flatnonzero(rows // E == t)
+        if here.size:
+            out[t, rows[here] % E] = packed["reset_stacks"][here]
+    return out
+
+
+def chunk_obs(chunk: dict) -> np.ndarray:
+    """A chunk's observations (K, E, *obs_shape), rebuilt from newest frames where the actor packed them."""
+    return chunk["obs"] if "obs" in chunk else unpack_frames(chunk)
+
+
 def chunk_rows(chunk: dict) -> Iterator[dict]:
     """The keyword arguments of ``ReplayBuffer.add`` for each vector step of an actor's chunk, in order."""
     K, E = chunk["action"].shape
     final_rows = chunk["final_rows"]
+    obs = chunk_obs(chunk)
     for t in range(K):
-        final = chunk["obs"][t + 1] if t + 1 < K else chunk["next_obs"]
+        final = obs[t + 1] if t + 1 < K else chunk["next_obs"]
         here = np.flatnonzero(final_rows // E == t)
         if here.size:
             final = np.array(final)
             final[final_rows[here] % E] = chunk["final_obs"][here]
         mask = chunk.get("next_mask")
-        yield {"obs": chunk["obs"][t], "action": chunk["action"][t], "reward": chunk["reward"][t],
+        yield {"obs": obs[t], "action": chunk["action"][t], "reward": chunk["reward"][t],
                "terminated": chunk["terminated"][t], "truncated": chunk["truncated"][t], "final_obs": final,
                "episode_end": chunk["episode_end"][t], "next_mask": None if mask is None else mask[t]}
 

@@ -188,3 +188,24 @@ def test_actor_epsilons_follow_the_apex_formula(n):
         assert eps[-1] == pytest.approx(0.4 ** 8) and all(a > b for a, b in zip(eps, eps[1:]))
     actors = [ApexActor(small_cfg(actors=n), i, n).epsilon for i in range(min(n, 2))]
     assert actors == pytest.approx(eps[:2])
+
+
+def test_frame_stacks_travel_as_newest_frames_and_come_back_bit_identical():
+    from dqnkit.distributed.shards import pack_frames, unpack_frames
+
+    rng = np.random.default_rng(5)
+    K, E, k = 40, 3, 4
+    stacks = np.empty((K, E, k, 6, 5), dtype=np.uint8)
+    current = rng.integers(0, 255, (E, k, 6, 5), dtype=np.uint8)
+    for t in range(K):
+        for e in range(E):
+            if t > 0 and rng.random() < 0.1:  # an episode start: the reset frame repeated (FrameStackObservation)
+                current[e] = rng.integers(0, 255, (1, 6, 5), dtype=np.uint8)
+            elif t > 0:
+                current[e] = np.concatenate((current[e, 1:], rng.integers(0, 255, (1, 6, 5), dtype=np.uint8)))
+        stacks[t] = current
+    packed = pack_frames(stacks)
+    assert packed["reset_rows"].size > 0
+    assert sum(a.nbytes for a in packed.values()) < stacks.nbytes / 2
+    back = unpack_frames(packed)
+    assert back.dtype == stacks.dtype and np.array_equal(back, stacks)
