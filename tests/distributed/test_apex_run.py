@@ -156,17 +156,20 @@ def test_sigterm_then_resume_in_sync_mode_continues_exactly(tmp_path):
 
 @pytest.mark.slow
 def test_two_actors_learn_cartpole(tmp_path):
+    """rl-zoo's CartPole-v1 hyperparameters (the CartPole-v1 preset) with 2 Ape-X actors: a greedy mean >= 400."""
     from dqnkit.distributed.learner import ApexTrainer
+    from dqnkit.presets import load_preset
+    from dqnkit.presets.zoo import config_from_zoo
+    from dqnkit.training.callbacks import StopAtReturn
 
-    cfg = apex_cfg(total_timesteps=60_000, learning_starts=1000, buffer_size=50_000, batch_size=64,
-                   target_update_interval=500, train_freq=4, gradient_steps=2, learning_rate=2.3e-3,
-                   policy_kwargs={"net_arch": [256, 256]}, n_step=3, double_q=True, eval_freq=5000,
-                   eval_episodes=10, weight_sync_interval=50, apex_eps_base=0.2)
+    values = dict(load_preset("CartPole-v1"))
+    values.update(distributed="ray", actors=2, apex_chunk_steps=64, weight_sync_interval=32, tensorboard=False,
+                  checkpoint_freq=0, seed=0)
+    cfg = config_from_zoo(values)
     trainer = ApexTrainer(cfg, tmp_path / "run", verbosity="quiet")
     try:
-        trainer.learn()
+        trainer.learn(callback=StopAtReturn(475))
         best = max(float(r["mean_return"]) for r in read_csv(tmp_path / "run" / "eval.csv"))
-        final = trainer.evaluate(episodes=20)
     finally:
         trainer.close()
-    assert max(best, final["mean_return"]) >= 400, (best, final["mean_return"])
+    assert best >= 400, best
