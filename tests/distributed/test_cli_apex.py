@@ -56,6 +56,9 @@ def test_train_then_resume_on_ray_from_the_cli(tmp_path, ray_session, capsys):
     assert sum(int(r["env_steps"]) for r in last) == steps[-1]  # the actors' counters continued
     run_json = __import__("json").loads((run / "run.json").read_text())
     assert run_json["status"] == "finished" and run_json["env_step"] >= 800
+    capsys.readouterr()
+    assert main(["eval", str(run), "--episodes", "2", "--json"]) == 0  # eval takes an Ape-X run folder unchanged
+    assert __import__("json").loads(capsys.readouterr().out)["episodes"] == 2
 
 
 def test_distributed_modules_do_not_import_ray_until_used():
