@@ -112,8 +112,8 @@ def test_sigterm_then_resume_in_sync_mode_continues_exactly(tmp_path):
     from dqnkit.distributed.learner import ApexTrainer
     from dqnkit.training.checkpoint import find_checkpoint
 
-    cfg = apex_cfg(apex_sync=True, save_replay=True, prioritized_replay=True, total_timesteps=1400,
-                   eval_freq=700, apex_chunk_steps=25)
+    cfg = apex_cfg(apex_sync=True, save_replay=True, prioritized_replay=True, total_timesteps=1000,
+                   eval_freq=500, apex_chunk_steps=25)
     whole = ApexTrainer(cfg, tmp_path / "whole", verbosity="quiet")
     try:
         whole.learn()
@@ -122,16 +122,16 @@ def test_sigterm_then_resume_in_sync_mode_continues_exactly(tmp_path):
 
     cut = ApexTrainer(cfg, tmp_path / "cut", verbosity="quiet")
 
-    def sigterm_at_800(view):
-        if cut.env_step >= 800 and not cut.signalled:
+    def sigterm_at_600(view):
+        if cut.env_step >= 600 and not cut.signalled:
             os.kill(os.getpid(), signal.SIGTERM)
         return True
 
     try:
-        first = cut.learn(callback=SimpleNamespace(on_step=sigterm_at_800))
+        first = cut.learn(callback=SimpleNamespace(on_step=sigterm_at_600))
     finally:
         cut.close()
-    assert first["status"] == "interrupted" and 800 <= first["env_step"] < 1400
+    assert first["status"] == "interrupted" and 600 <= first["env_step"] < 1000
     ckpt = find_checkpoint(tmp_path / "cut", "latest")
     resumed = ApexTrainer(cfg, tmp_path / "cut", verbosity="quiet")
     try:
