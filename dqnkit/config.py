@@ -149,6 +149,18 @@ class Config:
     save_replay: bool = _f(False, "Include the replay buffer in checkpoints (exact resume).")
     video_every: int = _f(0, "Env steps between videos of one greedy episode in run/videos (0 = none; needs the video extra).", lo=0)
     tensorboard: bool = _f(True, "Write TensorBoard event files into the run folder.")
+    # --- distributed acting (Ape-X, Horgan et al. 2018; dqnkit.distributed) -----------------
+    distributed: str = _f("none", "none (one process) | ray: Ape-X actors on Ray Core feed a sharded replay and "
+                                  "the learner in this process (needs the ray extra).", choices=("none", "ray"))
+    actors: int = _f(2, "ray: number of actors, each with num_envs envs and one replay shard.", lo=1)
+    apex_eps_base: float = _f(0.4, "ray: actor i explores with epsilon base ** (1 + alpha * i / (actors - 1)) "
+                                   "(Horgan et al. 2018: 0.4).", lo=0, hi=1)
+    apex_eps_alpha: float = _f(7.0, "ray: the alpha of the actors' epsilons (Horgan et al. 2018: 7).", lo=0)
+    apex_chunk_steps: int = _f(50, "ray: vector steps per chunk an actor sends (chunk = this x num_envs env steps).", lo=1)
+    weight_sync_interval: int = _f(100, "ray: gradient updates between weight publications to the actors.", lo=1)
+    ray_address: str | None = _f(None, "ray: an existing cluster ('auto' or HOST:PORT); null starts a local one.")
+    apex_sync: bool = _f(False, "ray: gather one chunk from every actor per round, in actor order: deterministic "
+                                "and exactly resumable, slower.")
 
     # ------------------------------------------------------------------------------------
     def validate(self) -> "Config":

@@ -8,6 +8,7 @@ A run folder (``dqnkit train``, ``dqnkit tabular``)::
     updates.csv      UPDATE_COLUMNS, one row every log_interval gradient updates (DQN runs)
     eval.csv         EVAL_COLUMNS, one row per greedy evaluation
     run.json         status, counters, versions (DQN runs)
+    actors.csv       ACTOR_COLUMNS, Ape-X runs only (--distributed ray): per-actor rates, restarts, weight lag
     checkpoints/     DQN checkpoints (dqnkit.training.checkpoint)
     qtable.safetensors, tabular.json   a tabular run's Q-table and state (dqnkit.tabular.learner)
 
@@ -38,6 +39,9 @@ PLOTS_DIR, VIDEOS_DIR, REPORT_FILE = "plots", "videos", "report.html"
 EPISODE_COLUMNS = ("env_step", "episode", "return", "length", "epsilon")
 UPDATE_COLUMNS = ("update", "env_step", "loss", "mean_q", "td_abs_mean", "grad_norm", "learning_rate", "sps")
 EVAL_COLUMNS = ("env_step", "mean_return", "std_return")
+ACTORS_FILE = "actors.csv"  # Ape-X runs (dqnkit.distributed): one row per actor every few seconds
+ACTOR_COLUMNS = ("env_step", "wall_s", "actor", "epsilon", "env_steps", "env_steps_per_s", "episodes", "chunks",
+                 "dropped_chunks", "restarts", "weight_lag", "alive")
 CSV_COLUMNS = {EPISODES_FILE: EPISODE_COLUMNS, UPDATES_FILE: UPDATE_COLUMNS, EVAL_FILE: EVAL_COLUMNS}
 
 

@@ -60,7 +60,23 @@ def build_config(args):
             values[key] = getattr(args, attr)
     if args.save_replay:
         values["save_replay"] = True
+    for key, attr in (("distributed", "distributed"), ("actors", "actors"), ("ray_address", "ray_address")):
+        if getattr(args, attr, None) is not None:
+            values[key] = getattr(args, attr)
+    if getattr(args, "sync", False):
+        values["apex_sync"] = True
     return config_from_zoo(values)
+
+
+def make_trainer(cfg, run_dir: Path, verbosity_: str):
+    """The single-process Trainer, or the Ape-X one for ``distributed: ray`` (Ray checked first, in one line)."""
+    if cfg.distributed == "ray":
+        from dqnkit.distributed.cluster import require_ray
+        from dqnkit.distributed.learner import ApexTrainer
+        require_ray()
+        return ApexTrainer(cfg, run_dir, verbosity=verbosity_)
+    from dqnkit.training.trainer import Trainer
+    return Trainer(cfg, run_dir, verbosity=verbosity_)
 
 
 def stop_callbacks(args) -> list:
@@ -71,20 +87,20 @@ def stop_callbacks(args) -> list:
 
 
 def cmd_train(args) -> int:
-    from dqnkit.training.trainer import Trainer
-
     callbacks = stop_callbacks(args)  # a bad --time-limit fails before anything is built
     cfg = build_config(args)
     if population.is_population_request(args):
         if callbacks:
             raise DqnkitError("--stop-at-return, --stop-after-evals-without-improvement and --time-limit stop one "
                               "run; population mode (--seeds/--grid) does not take them")
+        if cfg.distributed != "none":
+            raise DqnkitError("--distributed ray trains one run; population mode (--seeds/--grid) runs in one process")
         return population.train(args, cfg, verbosity(args))
     run_dir = Path(args.out) if args.out else default_run_dir(cfg.env_id, cfg.seed)
     if (run_dir / "episodes.csv").exists():
         raise DqnkitError(f"{run_dir} already holds a run; continue it with `dqnkit resume {run_dir}` "
                           "or choose another --out")
-    trainer = Trainer(cfg, run_dir, verbosity=verbosity(args))
+    trainer = make_trainer(cfg, run_dir, verbosity(args))
     if not args.quiet:
         print(f"training {cfg.env_id} for {cfg.total_timesteps} env steps -> {run_dir}", flush=True)
     t0 = time.perf_counter()
@@ -114,7 +130,6 @@ def add_stop_args(p: argparse.ArgumentParser) -> None:
 def cmd_resume(args) -> int:
     from dqnkit.training.checkpoint import REPLAY_FILE, find_checkpoint
     from dqnkit.config import Config
-    from dqnkit.training.trainer import Trainer
     import yaml
 
     run_dir = Path(args.run)
@@ -130,7 +145,7 @@ def cmd_resume(args) -> int:
                               "`dqnkit train` created")
     ckpt = find_checkpoint(run_dir, "latest")
     cfg = Config.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
-    trainer = Trainer(cfg, run_dir, verbosity=verbosity(args))
+    trainer = make_trainer(cfg, run_dir, verbosity(args))
     trainer.restore(ckpt)
     target = args.steps if args.steps is not None else cfg.total_timesteps
     if not args.quiet:
@@ -253,6 +268,13 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    "(one member each; writes one run folder per member under --out)")
     p.add_argument("--grid", action="append", metavar="KEY=V1,V2", help="population: the cross product of these "
                    "values times --seeds (repeatable)")
+    p.add_argument("--distributed", choices=["none", "ray"], help="ray: Ape-X actors on Ray feed the learner in "
+                   "this process (needs pip install 'dqnkit[ray]')")
+    p.add_argument("--actors", type=int, help="--distributed ray: number of actors (default 2)")
+    p.add_argument("--ray-address", dest="ray_address", metavar="ADDR", help="--distributed ray: an existing "
+                   "cluster, 'auto' or HOST:PORT (default: start a local Ray)")
+    p.add_argument("--sync", action="store_true", help="--distributed ray: one chunk per actor per round, in "
+                   "actor order (deterministic, exactly resumable)")
 
 
 class ConfigHelp(argparse.Action):

@@ -158,6 +158,12 @@ class ReplayBuffer:
             now_valid = self.storage.row_slots((row - self.n_step) % self.storage.num_rows)
         self.sampler.on_write(written, now_valid)
 
+    def truncate_newest(self, final_obs) -> np.ndarray:
+        """The envs' streams were cut after the newest row (a distributed actor restarted with fresh envs): its
+        unfinished transitions become truncated ones that bootstrap from ``final_obs`` (N, *obs_shape), so no
+        window spans the cut. Returns the env indices changed."""
+        return self.storage.truncate_newest_row(final_obs)
+
     # ------------------------------------------------------------------ reading
     def __len__(self) -> int:
         """Transitions stored (rows written x num_envs, capped at the ring size)."""

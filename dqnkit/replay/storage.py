@@ -71,6 +71,20 @@ class RingRows:
         truncated = np.asarray(truncated).astype(bool, copy=False).reshape(N)
         return obs, terminated, truncated
 
+    def truncate_newest_row(self, final_obs) -> np.ndarray:
+        """Mark the newest row's transitions that did not end an episode as truncated, with ``final_obs`` (N, *obs)
+        as their true next observations: the stream of these envs was cut after that row (the next row written
+        starts new episodes). Returns the env indices it changed."""
+        if self.rows_added == 0:
+            return np.zeros(0, dtype=np.int64)
+        row = (self.pos - 1) % self.num_rows
+        open_ = ~(self.terminated[row] | self.truncated[row])
+        self._keep_final_obs(self.row_slots(row), ~open_, open_, final_obs)
+        self.truncated[row] |= open_
+        if hasattr(self, "episode_end"):  # frame stacks: the next row's stack starts a new episode
+            self.episode_end[row] |= open_
+        return np.flatnonzero(open_)
+
     def _keep_final_obs(self, slots: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, final_obs) -> None:
         """Keep the true final observation of the truncated (and not terminated) transitions of ``slots``."""
         keep = truncated & ~terminated
