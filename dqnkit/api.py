@@ -72,6 +72,10 @@ class DQN:
         ``callback``: one object or a list with any of ``on_step``, ``on_episode_end``, ``on_eval``,
         ``on_checkpoint`` (each gets a read-only view of counters and metrics; False stops training, with a
         checkpoint); built-ins in :mod:`dqnkit.training.callbacks`."""
+        if self.config.distributed != "none":
+            raise ConfigError(f"distributed={self.config.distributed!r} is not trained by DQN.learn(), which runs in one "
+                              "process; train Ape-X from the command line (dqnkit train --distributed ray ...) or set "
+                              "distributed='none'")
         steps = self.config.total_timesteps if total_timesteps is None else int(total_timesteps)
         self.trainer.learn(self.trainer.env_step + steps, callback=callback)
         if self.run_dir is not None:

@@ -67,3 +67,11 @@ def test_distributed_modules_do_not_import_ray_until_used():
             "assert 'ray' not in sys.modules, 'ray imported at module level'\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_python_api_refuses_to_train_a_distributed_config_in_one_process():
+    from dqnkit import DQN
+    model = DQN("CartPole-v1", distributed="ray", actors=2, total_timesteps=300, eval_freq=0)
+    with pytest.raises(ConfigError, match="dqnkit train --distributed ray"):
+        model.learn()
+    assert model.num_timesteps == 0
