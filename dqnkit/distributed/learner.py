@@ -182,15 +182,7 @@ class ApexTrainer(Trainer):
         while self.since_sync >= cfg.target_update_interval:
             self.since_sync -= cfg.target_update_interval
             self.agent.sync_target()
-        if self.env_step >= self.next_eval:
-            self.next_eval += cfg.eval_freq
-            self.evaluate_and_log()
-        if self.env_step >= self.next_video:
-            self.next_video += cfg.video_every
-            self.record_video()
-        if act and self.env_step >= self.next_checkpoint:
-            self.next_checkpoint += cfg.checkpoint_freq
-            self.save_checkpoint()
+        self._side_work_due(checkpoint=act)
         self._tick()
         on_step = self.callbacks.on_step
         if on_step is not None and on_step(self.view) is False:

@@ -136,15 +136,7 @@ class Trainer:
                         self._train_round()
                     if self.vec_steps % self.sync_every == 0:
                         self.agent.sync_target()
-                    if self.env_step >= self.next_eval:
-                        self.next_eval += cfg.eval_freq
-                        self.evaluate_and_log()
-                    if self.env_step >= self.next_video:
-                        self.next_video += cfg.video_every
-                        self.record_video()
-                    if self.env_step >= self.next_checkpoint:
-                        self.next_checkpoint += cfg.checkpoint_freq
-                        self.save_checkpoint()
+                    self._side_work_due()
                     if self.vec_steps % 64 == 0:
                         self.logger.tick(self.env_step, self.epsilon(), self._sps())
                         if self.guards.checks_rewards:
@@ -180,6 +172,19 @@ class Trainer:
             raise KeyboardInterrupt
         return {"env_step": self.env_step, "episodes": self.episodes, "status": self.status,
                 "last_eval": self.last_eval, "stopped_by": self.callbacks.stopped_by}
+
+    def _side_work_due(self, checkpoint: bool = True) -> None:
+        """The evaluation, video and checkpoint whose env-step marks have been reached (the loop's side channels)."""
+        cfg = self.cfg
+        if self.env_step >= self.next_eval:
+            self.next_eval += cfg.eval_freq
+            self.evaluate_and_log()
+        if self.env_step >= self.next_video:
+            self.next_video += cfg.video_every
+            self.record_video()
+        if checkpoint and self.env_step >= self.next_checkpoint:
+            self.next_checkpoint += cfg.checkpoint_freq
+            self.save_checkpoint()
 
     def _step(self) -> None:
         cfg = self.cfg
