@@ -6,11 +6,14 @@ added to it. The preset's own run is the n-step test. Noisy Nets replace epsilon
 budget relies on, so the noisy test keeps the rl-zoo CartPole-v1 preset (50k env steps; on the fast preset
 seed 0 peaked at 226) and is marked slow: in the default suite, noisy nets learn as part of the rainbow case. The measure is the best greedy model of the run (the checkpoint saved at the highest
 periodic evaluation), re-evaluated on 20 fresh episodes: CartPole's DQN oscillates late in training, so the
-last snapshot alone would test luck, not learning.
+last snapshot alone would test luck, not learning. Each run stops at its first periodic evaluation at or above
+475 (the built-in StopAtReturn, as `--stop-at-return 475`): the checkpoint under test is then that one, and
+the steps after it could only add a better checkpoint that the assertion does not need.
 """
 import pytest
 
 from dqnkit import DQN
+from dqnkit.training.callbacks import StopAtReturn
 
 C51 = {"distributional": True, "v_min": 0.0, "v_max": 200.0}
 OPTIONS = {
@@ -25,7 +28,7 @@ OPTIONS = {
 
 def _best_return(run_dir, preset: str, **options) -> float:
     model = DQN.from_preset(preset, seed=0, run_dir=run_dir, **options)
-    model.learn()
+    model.learn(callback=StopAtReturn(475))
     model.close()
     return DQN.load(run_dir, which="best").evaluate(20)["mean_return"]
 
