@@ -121,7 +121,10 @@ def population_of_preset(preset: str, seeds: Sequence[int], root: Path, override
     from dqnkit.presets import load_preset
     if root.exists():
         shutil.rmtree(root)  # a fresh run each time (our own benchmark folder)
-    values = {**load_preset(preset), **overrides, "torch_threads": 1}
+    values = load_preset(preset)
+    if "n_timesteps" in values:  # the zoo file's name for the budget
+        values["total_timesteps"] = int(values.pop("n_timesteps"))
+    values = {**values, **overrides, "torch_threads": 1}
     env = values.pop("env_id")
     t0 = time.perf_counter()
     members = DQN.population(env, seeds=list(seeds), run_dir=root, **values).learn()

@@ -1,7 +1,8 @@
 """Population training against sequential runs: the CartPole-v1 preset, 16 seeds, in one process or one by one.
 
 Three ways to train the same 16 seeds of the CartPole-v1 preset (rl-zoo config: 5e4 env steps, train_freq 256,
-128 gradient steps per round, batch 64), each in fresh subprocesses with one torch thread:
+128 gradient steps per round, batch 64), each in fresh subprocesses with one torch thread
+(``--threads 2``: two, in every mode alike):
 
   * ``population``: ``DQN.population("CartPole-v1", seeds=range(16), **preset).learn()``: one process, one
     batched network of 16 members, the NumPy-vectorised CartPole (16 sub-envs, one generator each);
@@ -36,15 +37,20 @@ PRESET = "CartPole-v1"
 SMOKE = dict(total_timesteps=600, learning_starts=200)
 
 
+THREADS = 1  # torch intra-op threads of every worker (--threads)
+
+
 def _config(net: int, smoke: bool) -> dict:
     from dqnkit.presets import load_preset
     from dqnkit.presets.zoo import parse_policy_kwargs
     values = load_preset(PRESET)
+    values["total_timesteps"] = int(values.pop("n_timesteps"))  # the zoo file's name for it
     values.update(SMOKE if smoke else {})
     kwargs = values.get("policy_kwargs") or {}
     kwargs = parse_policy_kwargs(kwargs) if isinstance(kwargs, str) else dict(kwargs)
     values["policy_kwargs"] = dict(kwargs, net_arch=[net, net])
-    values.update(eval_freq=int(values["total_timesteps"]), eval_episodes=10, checkpoint_freq=0, torch_threads=1)
+    values.update(eval_freq=int(values["total_timesteps"]), eval_episodes=10, checkpoint_freq=0,
+                  torch_threads=THREADS)
     return values
 
 
@@ -81,7 +87,7 @@ def worker_sb3(net: int, seed: int, smoke: bool) -> dict:
     from stable_baselines3 import DQN as SB3DQN
 
     from dqnkit.envs.rollout import run_episodes
-    torch.set_num_threads(1)
+    torch.set_num_threads(THREADS)
     values = _config(net, smoke)
     keys = ["learning_rate", "batch_size", "buffer_size", "learning_starts", "gamma", "target_update_interval",
             "train_freq", "gradient_steps", "exploration_fraction", "exploration_final_eps"]
@@ -136,11 +142,16 @@ def main() -> None:
     p.add_argument("--nets", type=int, nargs="+", default=[256, 64], help="hidden width of the 2-layer MLP")
     p.add_argument("--dqnkit-runs", type=int, default=None, help="sequential dqnkit runs (default: all seeds)")
     p.add_argument("--sb3-runs", type=int, default=4, help="sequential SB3 runs, extrapolated (default 4)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads of every run, all modes alike (default 1; 2 = both cores of this VM); "
+                        "results go to population_threads<N>.{md,json} when not 1")
     p.add_argument("--smoke", action="store_true", help="2 seeds, 600 env steps: checks that it runs")
     p.add_argument("--worker", choices=["population", "dqnkit", "sb3"], help=argparse.SUPPRESS)
     p.add_argument("--net", type=int, default=256, help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
+    global THREADS
+    THREADS = args.threads
     if args.smoke:
         args.seeds, args.dqnkit_runs, args.sb3_runs = 2, 1, 1
     if args.worker == "population":
@@ -152,7 +163,7 @@ def main() -> None:
         return
 
     script = Path(__file__).resolve()
-    smoke = ["--smoke"] if args.smoke else []
+    smoke = (["--smoke"] if args.smoke else []) + ["--threads", str(args.threads)]
     n_dqnkit = args.seeds if args.dqnkit_runs is None else min(args.dqnkit_runs, args.seeds)
     jobs = []
     for net in args.nets:
@@ -165,15 +176,17 @@ def main() -> None:
     failed = [r for r in results if "error" in r]
     table, summary = summarize(results, args.seeds)
     out = C.results_dir(args.smoke)
-    C.write_json(out / "population.json", {"machine": C.machine_info(), "args": vars(args), "runs": results,
+    stem = "population" if args.threads == 1 else f"population_threads{args.threads}"
+    C.write_json(out / f"{stem}.json", {"machine": C.machine_info(), "args": vars(args), "runs": results,
                                            "summary": summary})
     text = (f"# Population vs sequential training: {PRESET} preset, {args.seeds} seeds\n\n{table}\n\n"
-            "One torch thread per process, one process at a time. Extrapolated rows ran fewer seeds and scale "
+            f"{args.threads} torch thread(s) per process, one process at a time. "
+            "Extrapolated rows ran fewer seeds and scale "
             f"their wall time to {args.seeds}. Speed-up = population's aggregate env steps/s / that row's.\n"
             f"Each run evaluates once, at its end (10 greedy episodes); total {time.perf_counter() - t0:.0f} s.\n")
     if failed:
         text += f"\n{len(failed)} run(s) failed: see population.json.\n"
-    (out / "population.md").write_text(text)
+    (out / f"{stem}.md").write_text(text)
     print(text)
 
 
