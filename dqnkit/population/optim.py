@@ -6,8 +6,14 @@ other member's step). Here every hyperparameter is a tensor with one entry per m
 the member axis of the stacked parameters, and norms are taken per member.
 
 Adam and AdamW run torch's fused kernels (``torch._fused_adam_``/``_fused_adamw_``, what
-``torch.optim.Adam(fused=True)`` and therefore a single dqnkit run uses) once per member on that member's
-slices, with that member's settings; RMSprop is written out. Member ``m`` follows what
+``torch.optim.Adam(fused=True)`` and therefore a single dqnkit run uses) once per group of members that share
+their settings (learning rate, eps, weight decay and step). When every member shares them (a population of
+seeds), a parameter whose per-member size is a multiple of 16 goes in whole: the kernel's vector loop then
+covers every member's elements exactly as it covers them in a call on that member's slice (its work units
+are 16 floats, its scalar tail only the last ``size % vector width`` elements), so the result is bit for
+bit the per-member one. Other parameters (an output bias of |A| entries, say) go in as per-member slices,
+where a whole-tensor call would move some members' elements from the scalar tail into the vector loop
+and change their last bits. RMSprop is written out. Member ``m`` follows what
 ``torch.optim.Adam/AdamW/RMSprop`` would do for a single network with member ``m``'s settings
 (``tests/population/test_population_agent.py`` checks it against them):
 
@@ -60,9 +66,12 @@ class MemberOptimizer:
         self.exp_avg_sq = [z.clone() for z in zeros]
         self.max_exp_avg_sq = [z.clone() for z in zeros] if self.amsgrad and kind != "rmsprop" else []
         self.fused = kind != "rmsprop" and ref.device.type in ("cpu", "cuda")
-        # one step counter tensor per member and parameter, as the fused kernels keep them
-        self._steps = [[torch.zeros((), dtype=torch.float32, device=ref.device) for _ in self.params]
-                       for _ in range(self.num_members)]
+        # each member's step count (python ints: grouping members needs no device sync); the fused kernels
+        # read step tensors, one per tensor they update, refilled from these before each call
+        self._member_steps = [0] * self.num_members
+        self._whole = [p[0].numel() % 16 == 0 for p in self.params]  # see the module docstring
+        self._step_tensors = [torch.zeros((), dtype=torch.float32, device=ref.device)
+                              for _ in range(len(self.params) * self.num_members)]
 
     def set_lr(self, lr: Sequence[float]) -> None:
         self.lr_values = [float(x) for x in lr]
@@ -101,16 +110,32 @@ class MemberOptimizer:
                 denom = (v.sqrt() / bias2_sqrt) + eps
             p.sub_((lr / bias1) * m / denom)
 
+    def _groups(self) -> dict[tuple[float, float, float, int], list[int]]:
+        groups: dict[tuple[float, float, float, int], list[int]] = {}
+        for m in range(self.num_members):
+            key = (self.lr_values[m], self.eps_values[m], self.wd_values[m], self._member_steps[m])
+            groups.setdefault(key, []).append(m)
+        return groups
+
     def _fused_step(self) -> None:
         kernel = torch._fused_adamw_ if self.kind == "adamw" else torch._fused_adam_
         b1, b2 = BETAS
-        for m in range(self.num_members):
-            steps = self._steps[m]
-            torch._foreach_add_(steps, 1)
-            kernel([p[m] for p in self.params], [p.grad[m] for p in self.params], [x[m] for x in self.exp_avg],
-                   [x[m] for x in self.exp_avg_sq], [x[m] for x in self.max_exp_avg_sq] if self.amsgrad else [],
-                   steps, amsgrad=self.amsgrad, lr=self.lr_values[m], beta1=b1, beta2=b2,
-                   weight_decay=self.wd_values[m], eps=self.eps_values[m], maximize=False)
+        self._member_steps = [n + 1 for n in self._member_steps]
+        for (lr, eps, wd, step), members in self._groups().items():
+            if len(members) == self.num_members:  # whole tensors where that is bit for bit the same
+                def pick(xs, ms=members):
+                    return [x for x, whole in zip(xs, self._whole) if whole] + \
+                        [x[m] for m in ms for x, whole in zip(xs, self._whole) if not whole]
+            else:
+                def pick(xs, ms=members):
+                    return [x[m] for m in ms for x in xs]
+            params = pick(self.params)
+            steps = self._step_tensors[:len(params)]
+            torch._foreach_zero_(steps)  # then the step count, as torch.optim's state holds it
+            torch._foreach_add_(steps, float(step))
+            kernel(params, pick([p.grad for p in self.params]), pick(self.exp_avg), pick(self.exp_avg_sq),
+                   pick(self.max_exp_avg_sq) if self.amsgrad else [], steps, amsgrad=self.amsgrad, lr=lr,
+                   beta1=b1, beta2=b2, weight_decay=wd, eps=eps, maximize=False)
 
     # --- one member in torch.optim's format ------------------------------------------------------
     def member_state(self, m: int) -> list[dict[str, torch.Tensor]]:
@@ -141,8 +166,7 @@ class MemberOptimizer:
                 if self.amsgrad:
                     self.max_exp_avg_sq[i][m].copy_(st["max_exp_avg_sq"])
         self.step_count = int(float(states[0]["step"]))
-        for step in self._steps[m]:
-            step.fill_(float(states[0]["step"]))
+        self._member_steps[m] = self.step_count
 
 
 @torch.no_grad()

@@ -123,6 +123,34 @@ def test_member_optimizer_equals_torch_optim_per_member(kind, amsgrad, wd):
         assert torch.allclose(stacked[m], refs[m], rtol=1e-5, atol=1e-6), m
 
 
+@pytest.mark.parametrize("members", [2, 5, 17])
+@pytest.mark.parametrize("kind, amsgrad", [("adam", False), ("adam", True), ("adamw", False)])
+def test_shared_settings_step_all_members_in_one_call_bit_for_bit(members, kind, amsgrad):
+    """Members that share lr/eps/weight decay step in one fused call over the stacked tensors; each member's
+    weights stay bit for bit those of torch.optim's fused Adam on that member alone, also for parameters whose
+    per-member size (an output bias of 2, a 7x3 block) puts some members in the kernel's scalar tail."""
+    torch.manual_seed(1)
+    shapes = [(members, 4, 256), (members, 256), (members, 256, 2), (members, 2), (members, 7, 3)]
+    init = [torch.randn(*shape) for shape in shapes]
+    stacked = [torch.nn.Parameter(x.clone()) for x in init]
+    opt = MemberOptimizer(stacked, kind, [1e-3] * members, [1e-8] * members, [0.01] * members, amsgrad=amsgrad)
+    cls = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
+    refs = [[torch.nn.Parameter(x[m].clone()) for x in init] for m in range(members)]
+    ref_opts = [cls(r, lr=1e-3, eps=1e-8, weight_decay=0.01, amsgrad=amsgrad, fused=True) for r in refs]
+    for _ in range(4):
+        grads = [torch.randn(*shape) for shape in shapes]
+        for p, g in zip(stacked, grads):
+            p.grad = g.clone()
+        opt.step()
+        for m in range(members):
+            for r, g in zip(refs[m], grads):
+                r.grad = g[m].clone()
+            ref_opts[m].step()
+    for m in range(members):
+        for i in range(len(shapes)):
+            assert torch.equal(stacked[i].detach()[m], refs[m][i].detach()), (m, shapes[i])
+
+
 def test_members_draw_the_noise_their_single_agents_draw():
     """Noise resets batched (one generator call per reset, per round): member m's noise is its Agent's, exactly."""
     cfgs = configs({"noisy": True, "dueling": True})
