@@ -145,6 +145,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads of every run, all modes alike (default 1; 2 = both cores of this VM); "
                         "results go to population_threads<N>.{md,json} when not 1")
+    p.add_argument("--name", default=None,
+                   help="results file stem (default population, or population_threads<N>)")
     p.add_argument("--smoke", action="store_true", help="2 seeds, 600 env steps: checks that it runs")
     p.add_argument("--worker", choices=["population", "dqnkit", "sb3"], help=argparse.SUPPRESS)
     p.add_argument("--net", type=int, default=256, help=argparse.SUPPRESS)
@@ -176,7 +178,7 @@ def main() -> None:
     failed = [r for r in results if "error" in r]
     table, summary = summarize(results, args.seeds)
     out = C.results_dir(args.smoke)
-    stem = "population" if args.threads == 1 else f"population_threads{args.threads}"
+    stem = args.name or ("population" if args.threads == 1 else f"population_threads{args.threads}")
     C.write_json(out / f"{stem}.json", {"machine": C.machine_info(), "args": vars(args), "runs": results,
                                            "summary": summary})
     text = (f"# Population vs sequential training: {PRESET} preset, {args.seeds} seeds\n\n{table}\n\n"
