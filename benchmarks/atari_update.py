@@ -2,11 +2,12 @@
 
 One ``Agent.update`` of the atari-nature preset's network (batch 32 of random uint8 84x84x4 frames, the
 round's target forward included, Huber loss, Adam, gradient-norm clip) and one acting forward for 2 envs,
-with 1 and 2 torch threads, in the default (NCHW) memory format and channels-last (weights and input).
-Each figure is the mean of ``--updates`` calls after 5 warm-up calls, all in one process, one after another,
-so the rows compare side by side. The per-env-step column is what the learner and acting cost one env step
-at ``train_freq`` 4 with 2 envs: a quarter of an update plus half an acting forward (emulator and replay
-not included).
+with 1 and 2 torch threads, in the default (NCHW) memory format and channels-last (the update's weights
+and input; the acting input stays NCHW). Each figure is the mean of ``--updates`` calls after 5 warm-up
+calls, all in one process, one after another, so the rows compare side by side. The per-env-step column
+models ``train_freq`` 4 with ``num_envs`` 2 (one forward acts for 2 env steps): a quarter of an update
+plus half an acting forward, emulator and replay not included. The presets run one env, which adds the
+other half of an acting forward.
 
     python benchmarks/atari_update.py                 # about a minute on 2 cores
 

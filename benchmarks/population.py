@@ -187,7 +187,7 @@ def main() -> None:
             f"their wall time to {args.seeds}. Speed-up = population's aggregate env steps/s / that row's.\n"
             f"Each run evaluates once, at its end (10 greedy episodes); total {time.perf_counter() - t0:.0f} s.\n")
     if failed:
-        text += f"\n{len(failed)} run(s) failed: see population.json.\n"
+        text += f"\n{len(failed)} run(s) failed: see {stem}.json.\n"
     (out / f"{stem}.md").write_text(text)
     print(text)
 

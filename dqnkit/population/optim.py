@@ -69,7 +69,8 @@ class MemberOptimizer:
         # each member's step count (python ints: grouping members needs no device sync); the fused kernels
         # read step tensors, one per tensor they update, refilled from these before each call
         self._member_steps = [0] * self.num_members
-        self._whole = [p[0].numel() % 16 == 0 for p in self.params]  # see the module docstring
+        # see the module docstring; 16 float32s are the kernel's work unit (other dtypes: per-member slices)
+        self._whole = [p.dtype == torch.float32 and p[0].numel() % 16 == 0 for p in self.params]
         self._step_tensors = [torch.zeros((), dtype=torch.float32, device=ref.device)
                               for _ in range(len(self.params) * self.num_members)]
 
@@ -80,10 +81,10 @@ class MemberOptimizer:
     @torch.no_grad()
     def step(self) -> None:
         self.step_count += 1
+        self._member_steps = [n + 1 for n in self._member_steps]
         if self.fused:
             self._fused_step()
             return
-        t = self.step_count
         for i, p in enumerate(self.params):
             g = p.grad
             lr, eps, wd = _expand(self.lr, p), _expand(self.eps, p), _expand(self.weight_decay, p)
@@ -102,7 +103,9 @@ class MemberOptimizer:
             m, v = self.exp_avg[i], self.exp_avg_sq[i]
             m.lerp_(g, 1 - b1)
             v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            bias1, bias2_sqrt = 1 - b1 ** t, (1 - b2 ** t) ** 0.5
+            steps = self._member_steps  # each member's own count (python floats, as torch.optim computes them)
+            bias1 = _expand(_per_member([1 - b1 ** n for n in steps], p), p)
+            bias2_sqrt = _expand(_per_member([(1 - b2 ** n) ** 0.5 for n in steps], p), p)
             if self.amsgrad:
                 torch.maximum(self.max_exp_avg_sq[i], v, out=self.max_exp_avg_sq[i])
                 denom = (self.max_exp_avg_sq[i].sqrt() / bias2_sqrt) + eps
@@ -120,7 +123,6 @@ class MemberOptimizer:
     def _fused_step(self) -> None:
         kernel = torch._fused_adamw_ if self.kind == "adamw" else torch._fused_adam_
         b1, b2 = BETAS
-        self._member_steps = [n + 1 for n in self._member_steps]
         for (lr, eps, wd, step), members in self._groups().items():
             if len(members) == self.num_members:  # whole tensors where that is bit for bit the same
                 def pick(xs, ms=members):
@@ -142,7 +144,7 @@ class MemberOptimizer:
         """Member ``m``'s state per parameter, keyed as ``torch.optim`` keys it."""
         out = []
         for i in range(len(self.params)):
-            st: dict[str, torch.Tensor] = {"step": torch.tensor(float(self.step_count))}
+            st: dict[str, torch.Tensor] = {"step": torch.tensor(float(self._member_steps[m]))}
             if self.kind == "rmsprop":
                 st["square_avg"] = self.exp_avg_sq[i][m].clone()
             else:
@@ -165,8 +167,8 @@ class MemberOptimizer:
                 self.exp_avg_sq[i][m].copy_(st["exp_avg_sq"])
                 if self.amsgrad:
                     self.max_exp_avg_sq[i][m].copy_(st["max_exp_avg_sq"])
-        self.step_count = int(float(states[0]["step"]))
-        self._member_steps[m] = self.step_count
+        self._member_steps[m] = int(float(states[0]["step"]))
+        self.step_count = max(self._member_steps)
 
 
 @torch.no_grad()

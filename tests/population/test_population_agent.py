@@ -151,6 +151,39 @@ def test_shared_settings_step_all_members_in_one_call_bit_for_bit(members, kind,
             assert torch.equal(stacked[i].detach()[m], refs[m][i].detach()), (m, shapes[i])
 
 
+def test_members_loaded_at_different_steps_keep_their_own_counts():
+    """Members resumed from different step counts (load_member_state) and with different learning rates (groups
+    of some members) step as torch.optim's fused Adam steps each alone, bit for bit, and report their own
+    step counts in member_state."""
+    torch.manual_seed(2)
+    shapes, lrs, first = [(3, 5, 7), (3, 2)], [1e-3, 1e-3, 5e-4], [2, 5, 2]
+    refs = [[torch.nn.Parameter(torch.randn(*shape[1:])) for shape in shapes] for _ in range(3)]
+    ref_opts = [torch.optim.Adam(refs[m], lr=lrs[m], fused=True) for m in range(3)]
+    for m in range(3):
+        for _ in range(first[m]):
+            for r in refs[m]:
+                r.grad = torch.randn_like(r)
+            ref_opts[m].step()
+    stacked = [torch.nn.Parameter(torch.stack([refs[m][i].detach().clone() for m in range(3)]))
+               for i in range(len(shapes))]
+    opt = MemberOptimizer(stacked, "adam", lrs, [1e-8] * 3, [0.0] * 3)
+    for m in range(3):
+        opt.load_member_state(m, [ref_opts[m].state[r] for r in refs[m]])
+    for _ in range(3):
+        grads = [torch.randn(*shape) for shape in shapes]
+        for p, g in zip(stacked, grads):
+            p.grad = g.clone()
+        opt.step()
+        for m in range(3):
+            for r, g in zip(refs[m], grads):
+                r.grad = g[m].clone()
+            ref_opts[m].step()
+    for m in range(3):
+        assert [float(st["step"]) for st in opt.member_state(m)] == [first[m] + 3.0] * len(shapes)
+        for i in range(len(shapes)):
+            assert torch.equal(stacked[i].detach()[m], refs[m][i].detach()), (m, i)
+
+
 def test_members_draw_the_noise_their_single_agents_draw():
     """Noise resets batched (one generator call per reset, per round): member m's noise is its Agent's, exactly."""
     cfgs = configs({"noisy": True, "dueling": True})
