@@ -60,7 +60,6 @@ class MemberOptimizer:
         self.eps = _per_member(eps, ref)
         self.wd_values = [float(x) for x in weight_decay]
         self.weight_decay = _per_member(weight_decay, ref)
-        self.step_count = 0
         zeros = [torch.zeros_like(p) for p in self.params]
         self.exp_avg = [z.clone() for z in zeros] if kind != "rmsprop" else []
         self.exp_avg_sq = [z.clone() for z in zeros]
@@ -78,9 +77,13 @@ class MemberOptimizer:
         self.lr_values = [float(x) for x in lr]
         self.lr = _per_member(lr, self.params[0])
 
+    @property
+    def step_count(self) -> int:
+        """Steps taken so far (the most of any member: members step together, a resumed one may lag)."""
+        return max(self._member_steps)
+
     @torch.no_grad()
     def step(self) -> None:
-        self.step_count += 1
         self._member_steps = [n + 1 for n in self._member_steps]
         if self.fused:
             self._fused_step()
@@ -124,13 +127,11 @@ class MemberOptimizer:
         kernel = torch._fused_adamw_ if self.kind == "adamw" else torch._fused_adam_
         b1, b2 = BETAS
         for (lr, eps, wd, step), members in self._groups().items():
-            if len(members) == self.num_members:  # whole tensors where that is bit for bit the same
-                def pick(xs, ms=members):
-                    return [x for x, whole in zip(xs, self._whole) if whole] + \
-                        [x[m] for m in ms for x, whole in zip(xs, self._whole) if not whole]
-            else:
-                def pick(xs, ms=members):
-                    return [x[m] for m in ms for x in xs]
+            # whole tensors where that is bit for bit the same (all members in the group), else member slices
+            whole = self._whole if len(members) == self.num_members else [False] * len(self.params)
+
+            def pick(xs, ms=members, whole=whole):
+                return [x for x, w in zip(xs, whole) if w] + [x[m] for m in ms for x, w in zip(xs, whole) if not w]
             params = pick(self.params)
             steps = self._step_tensors[:len(params)]
             torch._foreach_zero_(steps)  # then the step count, as torch.optim's state holds it
@@ -168,7 +169,6 @@ class MemberOptimizer:
                 if self.amsgrad:
                     self.max_exp_avg_sq[i][m].copy_(st["max_exp_avg_sq"])
         self._member_steps[m] = int(float(states[0]["step"]))
-        self.step_count = max(self._member_steps)
 
 
 @torch.no_grad()
