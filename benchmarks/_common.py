@@ -110,6 +110,17 @@ def fmt_iqm_ci(stats: dict[str, Any], digits: int = 1) -> str:
     return f"{stats['iqm']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
+def preset_values(preset: str) -> dict[str, Any]:
+    """A preset's zoo entry with the zoo's names mapped to dqnkit's (``n_timesteps`` -> ``total_timesteps``, as
+    :data:`dqnkit.presets.zoo.ZOO_RENAMES` maps them), so a benchmark can read its budget by dqnkit's name."""
+    from dqnkit.presets import load_preset
+    from dqnkit.presets.zoo import ZOO_RENAMES
+    values = {ZOO_RENAMES.get(k, k): v for k, v in load_preset(preset).items()}
+    if "total_timesteps" in values:
+        values["total_timesteps"] = int(values["total_timesteps"])  # yaml's !!float 5e4
+    return values
+
+
 def population_of_preset(preset: str, seeds: Sequence[int], root: Path, overrides: dict[str, Any], *,
                          episodes: int, eval_seed: int) -> tuple[list[dict], float]:
     """Train ``seeds`` of ``preset`` (plus ``overrides``) as one population with member folders under ``root``,
@@ -118,13 +129,9 @@ def population_of_preset(preset: str, seeds: Sequence[int], root: Path, override
     import shutil
 
     from dqnkit import DQN
-    from dqnkit.presets import load_preset
     if root.exists():
         shutil.rmtree(root)  # a fresh run each time (our own benchmark folder)
-    values = load_preset(preset)
-    if "n_timesteps" in values:  # the zoo file's name for the budget
-        values["total_timesteps"] = int(values.pop("n_timesteps"))
-    values = {**values, **overrides, "torch_threads": 1}
+    values = {**preset_values(preset), **overrides, "torch_threads": 1}
     env = values.pop("env_id")
     t0 = time.perf_counter()
     members = DQN.population(env, seeds=list(seeds), run_dir=root, **values).learn()

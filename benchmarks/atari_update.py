@@ -34,8 +34,7 @@ def measure(threads: int, channels_last: bool, n_updates: int) -> dict:
     from dqnkit.types import Batch
 
     torch.set_num_threads(threads)
-    values = load_preset("atari-nature")
-    values["total_timesteps"] = int(values.pop("n_timesteps"))
+    values = load_preset("atari-nature")  # config_from_zoo maps the zoo's names itself
     values.pop("env_id", None)
     agent = Agent(config_from_zoo({**values, "seed": 0, "torch_threads": threads}), (4, 84, 84), 6,
                   torso="nature_cnn", input_scale=1 / 255)

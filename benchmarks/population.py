@@ -41,10 +41,8 @@ THREADS = 1  # torch intra-op threads of every worker (--threads)
 
 
 def _config(net: int, smoke: bool) -> dict:
-    from dqnkit.presets import load_preset
     from dqnkit.presets.zoo import parse_policy_kwargs
-    values = load_preset(PRESET)
-    values["total_timesteps"] = int(values.pop("n_timesteps"))  # the zoo file's name for it
+    values = C.preset_values(PRESET)
     values.update(SMOKE if smoke else {})
     kwargs = values.get("policy_kwargs") or {}
     kwargs = parse_policy_kwargs(kwargs) if isinstance(kwargs, str) else dict(kwargs)
