@@ -63,12 +63,20 @@ def test_killed_actor_restarts_and_no_chunk_is_counted_twice(tmp_path):
     from dqnkit.distributed.learner import ApexTrainer
 
     ray = pytest.importorskip("ray")
-    cfg = apex_cfg(total_timesteps=1500)
+    # The run may go to 6000 steps but stops at 1500 or later once the restarted actor has delivered a chunk:
+    # on a busy machine the new process can come up after actor 0 alone has made the remaining steps.
+    cfg = apex_cfg(total_timesteps=6000)
     trainer = ApexTrainer(cfg, tmp_path / "run", verbosity="quiet")
     killed = {}
 
+    def restarted_chunks():
+        fleet = trainer.fleet
+        return [key for key in fleet.seen if key[0] == 1 and fleet.restarts[1] >= 1 and key[1] == fleet.restarts[1]]
+
     def kill_once(view):
-        if not killed and trainer.env_step >= 400:
+        if killed:
+            return not (trainer.env_step >= 1500 and restarted_chunks())
+        if trainer.env_step >= 400:
             handle = trainer.fleet.handles[1]
             killed["pid"] = ray.get(handle.info.remote())["pid"]
             ray.kill(handle, no_restart=False)
@@ -85,7 +93,7 @@ def test_killed_actor_restarts_and_no_chunk_is_counted_twice(tmp_path):
         result = trainer.learn(callback=SimpleNamespace(on_step=kill_once))
         fleet = trainer.fleet
         assert killed and result["restarts"][1] >= 1 and result["restarts"][0] == 0
-        assert result["env_step"] >= 1500 and result["status"] == "finished"
+        assert 1500 <= result["env_step"] < 6000 and result["status"] == "stopped"
         assert result["duplicates"] == 0
         assert len(fleet.seen) == sum(fleet.chunks)  # every chunk accepted once, under its own key
         assert sum(fleet.env_steps) == trainer.env_step == sum(len(s) for s in trainer.buffer.shards)
@@ -93,7 +101,7 @@ def test_killed_actor_restarts_and_no_chunk_is_counted_twice(tmp_path):
         assert info["pid"] != killed["pid"] and info["restarts"] == fleet.restarts[1]
         assert info["seed"] == cfg.seed + 1000 * 1 + fleet.restarts[1]
         assert info["version"] >= 0  # it got weights with its reset
-        after = [key for key in fleet.seen if key[0] == 1 and key[1] == fleet.restarts[1]]
+        after = restarted_chunks()
         assert after and sorted(k[2] for k in after) == list(range(1, len(after) + 1))  # chunks after the restart
         assert result["dropped_chunks"] >= 1
     finally:
