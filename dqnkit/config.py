@@ -48,9 +48,9 @@ class Config:
     num_envs: int = _f(1, "Number of environments stepped in lockstep (SyncVectorEnv).", lo=1)
     seed: int = _f(0, "Seed for envs, networks, replay sampling and exploration.")
     device: str = _f("auto", "Torch device: auto | cpu | cuda | mps (auto picks cuda, then mps, then cpu).", choices=("auto", "cpu", "cuda", "mps"), prefix_ok=True)
-    torch_threads: int = _f(1, "Torch intra-op threads on CPU (1 is fastest for small nets on 2 cores; 0 leaves "
-                            "the process's setting: torch's default of one per core in a fresh process, which "
-                            "the Atari CNN presets use).", lo=0)
+    torch_threads: int = _f(1, "Torch intra-op threads on CPU (1 is fastest for small nets on 2 cores; 0 is the "
+                            "count torch had when dqnkit was imported, one per core unless you set it before, "
+                            "which the Atari CNN presets use).", lo=0)
     # --- replay --------------------------------------------------------------------------
     buffer_size: int = _f(1_000_000, "Replay capacity in transitions.", lo=1)
     learning_starts: int = _f(100, "Env steps of random actions before learning; the first training round "

@@ -24,6 +24,18 @@ from dqnkit.networks.noisy import factorised_noise
 from dqnkit.types import Batch
 
 
+# torch's intra-op thread count when dqnkit was imported (one per core in a fresh process): what
+# torch_threads=0 asks for, even after an earlier run in this process set another count.
+PROCESS_TORCH_THREADS = torch.get_num_threads()
+
+
+def set_torch_threads(n: int) -> None:
+    """``torch_threads``: n > 0 threads, or 0 for the process's count at import (see PROCESS_TORCH_THREADS)."""
+    want = n if n > 0 else PROCESS_TORCH_THREADS
+    if torch.get_num_threads() != want:
+        torch.set_num_threads(want)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():

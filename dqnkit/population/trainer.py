@@ -26,7 +26,7 @@ import torch
 from dqnkit import __version__
 from dqnkit.envs.vector import EnvSource, TrainingEnvs
 from dqnkit.errors import ConfigError, TrainingDiverged
-from dqnkit.learner.agent import Agent
+from dqnkit.learner.agent import Agent, set_torch_threads
 from dqnkit.learner.explore import EpsilonSchedule
 from dqnkit.networks import pick_torso
 from dqnkit.population.agent import PopulationAgent
@@ -66,8 +66,7 @@ class PopulationTrainer:
         self.root = Path(root) if root is not None else None
         self.run_dirs = [self.root / m.name if self.root else None for m in self.members]
         self.verbosity = verbosity
-        if cfg.torch_threads > 0:
-            torch.set_num_threads(cfg.torch_threads)
+        set_torch_threads(cfg.torch_threads)
         source = env if env is not None else cfg.env_id
         self.envs = TrainingEnvs(source, cfg, env_seeds=[c.seed + e for c in self.cfgs for e in range(self.E)],
                                  vectorised=True)

@@ -24,7 +24,7 @@ from dqnkit import __version__
 from dqnkit.config import Config
 from dqnkit.envs.vector import EnvSource, TrainingEnvs
 from dqnkit.errors import TrainingDiverged
-from dqnkit.learner.agent import Agent
+from dqnkit.learner.agent import Agent, set_torch_threads
 from dqnkit.learner.explore import EpsilonSchedule, epsilon_policy, masked_argmax, uniform_allowed
 from dqnkit.networks import pick_torso
 from dqnkit.replay import ReplayBuffer
@@ -50,8 +50,7 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.verbosity = verbosity
-        if cfg.torch_threads > 0:
-            torch.set_num_threads(cfg.torch_threads)
+        set_torch_threads(cfg.torch_threads)
         self.envs = TrainingEnvs(env if env is not None else cfg.env_id, cfg)
         self.torso = "custom" if cfg.q_network is not None else pick_torso(cfg.torso, self.envs.obs_shape)
         self.agent = Agent(cfg, self.envs.obs_shape, self.envs.n_actions, torso=self.torso,

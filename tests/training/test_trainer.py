@@ -208,3 +208,20 @@ def test_linear_learning_rate_decays_in_updates_csv_and_layer_norm_trains(tmp_pa
     # the rate of a round is set from the env step the round starts at
     assert all(abs(lr - 1e-3 * (1 - s / 2000)) <= 1e-3 * 4 / 2000 + 1e-12 for lr, s in zip(lrs, steps))
     assert any(isinstance(m, torch.nn.LayerNorm) for m in t.agent.online.modules())
+
+
+def test_torch_threads_zero_restores_the_process_count_after_an_earlier_run_set_one(monkeypatch):
+    """torch_threads=0 means the count torch had at import, not whatever the last run in this process set."""
+    import dqnkit.learner.agent as agent_module
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(agent_module, "PROCESS_TORCH_THREADS", 3)
+    try:
+        Trainer(Config(env_id="CartPole-v1", torch_threads=1), verbosity="quiet").close()
+        assert torch.get_num_threads() == 1
+        Trainer(Config(env_id="CartPole-v1", torch_threads=0), verbosity="quiet").close()
+        assert torch.get_num_threads() == 3
+        Trainer(Config(env_id="CartPole-v1", torch_threads=2), verbosity="quiet").close()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
