@@ -16,9 +16,11 @@ measured rates, clearly not a measurement: min(N x per-actor rate, the learner's
 updates/s x train_freq / gradient_steps).
 
     python benchmarks/apex.py                        # CartPole-v1 (and Pong), 1 and 2 actors, 20k env steps
+    python benchmarks/apex.py --envs ALE/Pong-v5 --steps 2000 --name apex_pong
     python benchmarks/apex.py --smoke                # 600 env steps, CartPole-v1 only -> results/smoke/
 
-Writes benchmarks/results/apex.md and .json. Timings depend on what else the machine runs: use an idle machine.
+Writes benchmarks/results/apex.md and .json (``--name apex_pong`` for the Pong run, so it keeps CartPole's).
+Timings depend on what else the machine runs: use an idle machine.
 """
 from __future__ import annotations
 
@@ -125,6 +127,8 @@ def main() -> None:
     p.add_argument("--actors", type=int, nargs="+", default=[1, 2])
     p.add_argument("--envs", nargs="+", default=None, help="default CartPole-v1, plus ALE/Pong-v5 when available")
     p.add_argument("--smoke", action="store_true", help=f"{SMOKE_STEPS} env steps, CartPole-v1 only")
+    p.add_argument("--name", default="apex", help="results stem: writes results/NAME.md and .json "
+                                                   "(the Pong figures are apex_pong)")
     args = p.parse_args()
     steps = SMOKE_STEPS if args.smoke else args.steps
     envs = args.envs or (["CartPole-v1"] if args.smoke else
@@ -143,10 +147,10 @@ def main() -> None:
         ray.shutdown()
     out = C.results_dir(args.smoke)
     info = C.machine_info()
-    C.write_json(out / "apex.json", {"machine": info, "steps": steps, "rows": rows,
+    C.write_json(out / f"{args.name}.json", {"machine": info, "steps": steps, "rows": rows,
                                      "projection": {r["env"]: {n: projection(r, n) for n in (8, 32, 128)}
                                                     for r in rows}})
-    write_markdown(out / "apex.md", rows, info, steps)
+    write_markdown(out / f"{args.name}.md", rows, info, steps)
 
 
 if __name__ == "__main__":
