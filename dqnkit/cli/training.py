@@ -182,6 +182,8 @@ def cmd_eval(args) -> int:
         used = find_checkpoint(path, args.which)
         model = DQN.load(used)
         result = model.evaluate(args.episodes, seed=args.seed, epsilon=args.epsilon)
+        if args.epsilon is None:  # evaluate() used the run's eval_epsilon: say so below
+            args.epsilon = model.config.eval_epsilon
         model.close()
     if args.json:
         print(json.dumps({**{k: result[k] for k in ("mean_return", "std_return", "episodes", "returns", "lengths")

@@ -175,3 +175,13 @@ def test_compare_group_by_has_help(cli):
     text = " ".join(cli("compare", "--help").stdout.split())
     assert "--group-by KEY one group per value of this config key" in text
     assert "comparison/ beside the runs" in text
+
+
+def test_eval_names_the_runs_eval_epsilon_when_it_uses_it(cli, tmp_path):
+    run = tmp_path / "run"
+    r = cli("train", "--steps", "600", "--out", run, "--quiet", "--set", "eval_epsilon=0.05", *SMALL)
+    assert r.returncode == 0, r.stderr
+    r = cli("eval", run, "--episodes", "2")
+    assert r.returncode == 0, r.stderr
+    assert "2 epsilon-greedy (0.05) episodes" in r.stdout, r.stdout
+    assert "2 greedy episodes" in cli("eval", run, "--episodes", "2", "--epsilon", "0").stdout
