@@ -110,19 +110,36 @@ def fmt_iqm_ci(stats: dict[str, Any], digits: int = 1) -> str:
     return f"{stats['iqm']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-def preset_values(preset: str) -> dict[str, Any]:
+# Settings that benchmarks/preset_tuning.py tuned into some presets on top of their rl-baselines3-zoo entry,
+# set back to dqnkit's defaults: with these overrides a preset is rl-zoo's config as published, for the
+# benchmarks that compare with Stable-Baselines3 at the same hyperparameters or ablate from rl-zoo's DQN.
+# tests/benchmarks/test_zoo_as_published.py checks it against parity.py's copies of the zoo entries.
+ZOO_AS_PUBLISHED: dict[str, Any] = {"n_step": 1, "learning_rate_schedule": "constant"}
+
+
+def merge_runs(path: Path, new_runs: list[dict], key: str, rerun: Sequence[str]) -> list[dict]:
+    """``--update``: the runs in the results file ``path`` whose ``key`` (``"preset"``, ``"variant"``) is not one
+    of ``rerun``, plus ``new_runs``, so a rerun of some rows replaces exactly those rows."""
+    if not path.is_file():
+        raise SystemExit(f"--update: no earlier results at {path}; run without --update first")
+    old = [r for r in json.loads(path.read_text())["runs"] if "error" not in r and r.get(key) not in rerun]
+    return old + new_runs
+
+
+def preset_values(preset: str, *, as_published: bool = False) -> dict[str, Any]:
     """A preset's zoo entry with the zoo's names mapped to dqnkit's (``n_timesteps`` -> ``total_timesteps``, as
-    :data:`dqnkit.presets.zoo.ZOO_RENAMES` maps them), so a benchmark can read its budget by dqnkit's name."""
+    :data:`dqnkit.presets.zoo.ZOO_RENAMES` maps them), so a benchmark can read its budget by dqnkit's name.
+    ``as_published``: with :data:`ZOO_AS_PUBLISHED` on top (rl-zoo's entry without dqnkit's tuning)."""
     from dqnkit.presets import load_preset
     from dqnkit.presets.zoo import ZOO_RENAMES
     values = {ZOO_RENAMES.get(k, k): v for k, v in load_preset(preset).items()}
     if "total_timesteps" in values:
         values["total_timesteps"] = int(values["total_timesteps"])  # yaml's !!float 5e4
-    return values
+    return {**values, **ZOO_AS_PUBLISHED} if as_published else values
 
 
 def population_of_preset(preset: str, seeds: Sequence[int], root: Path, overrides: dict[str, Any], *,
-                         episodes: int, eval_seed: int) -> tuple[list[dict], float]:
+                         episodes: int, eval_seed: int, as_published: bool = False) -> tuple[list[dict], float]:
     """Train ``seeds`` of ``preset`` (plus ``overrides``) as one population with member folders under ``root``,
     then load each member's final ("latest") and best models and evaluate them greedily (``episodes`` episodes,
     reset seeds from ``eval_seed``). Returns one record per member and the population's training wall time."""
@@ -131,7 +148,7 @@ def population_of_preset(preset: str, seeds: Sequence[int], root: Path, override
     from dqnkit import DQN
     if root.exists():
         shutil.rmtree(root)  # a fresh run each time (our own benchmark folder)
-    values = {**preset_values(preset), **overrides, "torch_threads": 1}
+    values = {**preset_values(preset, as_published=as_published), **overrides, "torch_threads": 1}
     env = values.pop("env_id")
     t0 = time.perf_counter()
     members = DQN.population(env, seeds=list(seeds), run_dir=root, **values).learn()

@@ -42,7 +42,7 @@ THREADS = 1  # torch intra-op threads of every worker (--threads)
 
 def _config(net: int, smoke: bool) -> dict:
     from dqnkit.presets.zoo import parse_policy_kwargs
-    values = C.preset_values(PRESET)
+    values = C.preset_values(PRESET, as_published=True)  # rl-zoo's config, as SB3 gets it
     values.update(SMOKE if smoke else {})
     kwargs = values.get("policy_kwargs") or {}
     kwargs = parse_policy_kwargs(kwargs) if isinstance(kwargs, str) else dict(kwargs)

@@ -134,6 +134,14 @@ def summarize(names: list[str], seeds: list[int], runs: list[dict], smoke: bool)
     return text, summary
 
 
+def merge_runs(path: Path, new_runs: list[dict], rerun: list[str]) -> tuple[list[dict], list[str], list[int]]:
+    """``--update``: the merged runs (see ``_common.merge_runs``), and the presets and seeds present."""
+    runs = C.merge_runs(path, new_runs, "preset", rerun)
+    present = [r.get("preset") for r in runs]
+    names = [n for n in DEFAULT_PRESETS if n in present] + sorted({n for n in present if n not in DEFAULT_PRESETS})
+    return runs, names, sorted({r["seed"] for r in runs if "seed" in r})
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -144,6 +152,9 @@ def main() -> None:
     p.add_argument("--smoke", action="store_true", help="300 env steps per run, 2 eval episodes: checks it runs")
     p.add_argument("--population", action="store_true",
                    help="train each preset's seeds as one population (one process per preset)")
+    p.add_argument("--update", action="store_true",
+                   help="merge into the existing presets.json, replacing the rerun presets' runs (e.g. after "
+                        "retuning one preset)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -167,10 +178,14 @@ def main() -> None:
     if args.population:
         runs = [member for r in runs for member in (r.get("members") or [r])]
     total = time.perf_counter() - t0
-    text, summary = summarize(args.presets, args.seeds, runs, args.smoke)
-    text += f"Total wall {total:.0f} s with --jobs {args.jobs}{' (population mode)' if args.population else ''}.\n"
-    print(text)
     out = C.results_dir(args.smoke)
+    names, seeds = args.presets, args.seeds
+    if args.update:
+        runs, names, seeds = merge_runs(out / "presets.json", runs, args.presets)
+    text, summary = summarize(names, seeds, runs, args.smoke)
+    text += f"Wall of this invocation {total:.0f} s with --jobs {args.jobs}{' (population mode)' if args.population else ''}"
+    text += f" (rerun: {', '.join(args.presets)}; the other rows are from earlier invocations).\n" if args.update else ".\n"
+    print(text)
     (out / "presets.md").write_text("# dqnkit presets vs rl-baselines3-zoo\n\n" + text)
     C.write_json(out / "presets.json", {"benchmark": "presets", "smoke": args.smoke, "jobs": args.jobs,
                                         "eval": {"episodes": SMOKE_EVAL_EPISODES if args.smoke else EVAL_EPISODES,

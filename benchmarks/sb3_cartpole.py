@@ -58,7 +58,8 @@ EVAL_EVERY, EVAL_EPISODES, EVAL_SEED, SOLVED = 5000, 10, 10_000, 475.0
 SMOKE_EVAL_EVERY, SMOKE_EVAL_EPISODES = 300, 3
 DQNKIT_DEFAULTS = dict(loss="huber", optimizer="adam", adam_eps=1e-8, max_grad_norm=10.0, tau=1.0,
                        exploration_initial_eps=1.0, exploration_schedule="linear", double_q=False, dueling=False,
-                       prioritized_replay=False, n_step=1, noisy=False, distributional=False, num_envs=1)
+                       prioritized_replay=False, n_step=1, noisy=False, distributional=False, num_envs=1,
+                       learning_rate_schedule="constant")
 
 
 def greedy_eval(act: Callable[[Any], int], episodes: int) -> list[float]:
@@ -101,7 +102,8 @@ class Clock:
 
 def worker_dqnkit(cfg: dict, seed: int, threads: int, every: int, episodes: int) -> tuple[Clock, dict]:
     from dqnkit import DQN
-    overrides = {k: v for k, v in cfg.items() if k in SMOKE}  # the preset holds the zoo values themselves
+    # the preset holds the zoo values themselves, plus dqnkit's tuning, which ZOO_AS_PUBLISHED takes off
+    overrides = {**C.ZOO_AS_PUBLISHED, **{k: v for k, v in cfg.items() if k in SMOKE}}
     model = DQN.from_preset("CartPole-v1", seed=seed, torch_threads=threads, eval_freq=0, checkpoint_freq=0,
                             tensorboard=False, **overrides)
     got = model.config.to_dict()

@@ -1,8 +1,10 @@
 """Rainbow-family ablation: what does each DQN extension do on top of a tuned preset?
 
-Variants (config keys exactly as in dqnkit/config.py), each applied on top of the env's preset, whose other
-hyperparameters stay as tuned for plain DQN (nothing is re-tuned per variant):
-  dqn      the preset unchanged
+Variants (config keys exactly as in dqnkit/config.py), each applied on top of the env's preset as rl-zoo
+publishes it (``_common.ZOO_AS_PUBLISHED``: without the n-step returns and learning-rate schedule that
+benchmarks/preset_tuning.py added to some presets), whose hyperparameters were tuned for plain DQN (nothing is
+re-tuned per variant):
+  dqn      rl-zoo's DQN config
   double   double_q=True
   dueling  dueling=True
   per      prioritized_replay=True, alpha=0.6, beta_initial=0.4 (beta annealed to 1 at total_timesteps),
@@ -78,7 +80,7 @@ SMOKE_EVAL_EPISODES = 2
 
 
 def variant_config(env: str, variant: str) -> dict:
-    cfg = dict(VARIANTS[variant])
+    cfg = {**C.ZOO_AS_PUBLISHED, **VARIANTS[variant]}
     if cfg.get("distributional"):
         cfg["v_min"], cfg["v_max"] = SUPPORT[env]
     return cfg
@@ -163,11 +165,8 @@ def summarize(envs: list[str], variants: list[str], seeds: list[int], runs: list
 
 
 def merge_runs(path: Path, new_runs: list[dict], rerun: list[str]) -> tuple[list[dict], list[str], list[int]]:
-    """Old runs of ``path`` minus those of the ``rerun`` variants, plus ``new_runs``; the variants and seeds present."""
-    if not path.is_file():
-        raise SystemExit(f"--update: no earlier results at {path}; run without --update first")
-    old = [r for r in json.loads(path.read_text())["runs"] if "error" not in r and r.get("variant") not in rerun]
-    runs = old + new_runs
+    """``--update``: the merged runs (see ``_common.merge_runs``), and the variants and seeds present."""
+    runs = C.merge_runs(path, new_runs, "variant", rerun)
     present = {r.get("variant") for r in runs}
     return runs, [v for v in VARIANTS if v in present], sorted({r["seed"] for r in runs if "seed" in r})
 

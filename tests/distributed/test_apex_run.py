@@ -164,7 +164,8 @@ def test_sigterm_then_resume_in_sync_mode_continues_exactly(tmp_path):
 
 @pytest.mark.slow
 def test_two_actors_learn_cartpole(tmp_path):
-    """rl-zoo's CartPole-v1 hyperparameters (the CartPole-v1 preset) with 2 Ape-X actors: a greedy mean >= 400."""
+    """The CartPole-v1 preset (rl-zoo's hyperparameters, 3-step returns, a linear lr decay) with 2 Ape-X actors:
+    a greedy mean >= 400."""
     from dqnkit.distributed.learner import ApexTrainer
     from dqnkit.presets import load_preset
     from dqnkit.presets.zoo import config_from_zoo

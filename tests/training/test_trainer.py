@@ -181,7 +181,8 @@ def test_every_option_runs_end_to_end(options):
 
 
 def test_cartpole_preset_reaches_475():
-    """The default job: the CartPole-v1 preset (rl-zoo hyperparameters), 50k env steps, seed 0."""
+    """The default job: the CartPole-v1 preset (rl-zoo hyperparameters, 3-step returns, a linear lr decay), 50k
+    env steps, seed 0."""
     model = DQN.from_preset("CartPole-v1", seed=0)
     model.learn()
     assert model.evaluate(20)["mean_return"] >= 475
