@@ -115,6 +115,8 @@ def fmt_iqm_ci(stats: dict[str, Any], digits: int = 1) -> str:
 # benchmarks that compare with Stable-Baselines3 at the same hyperparameters or ablate from rl-zoo's DQN.
 # tests/benchmarks/test_zoo_as_published.py checks it against parity.py's copies of the zoo entries.
 ZOO_AS_PUBLISHED: dict[str, Any] = {"n_step": 1, "learning_rate_schedule": "constant"}
+# zoo keys whose value a preset changed: the zoo's own value, per preset
+ZOO_VALUES_RETUNED: dict[str, dict[str, Any]] = {"MountainCar-v0": {"exploration_final_eps": 0.07}}
 
 
 def merge_runs(path: Path, new_runs: list[dict], key: str, rerun: Sequence[str]) -> list[dict]:
@@ -129,13 +131,16 @@ def merge_runs(path: Path, new_runs: list[dict], key: str, rerun: Sequence[str])
 def preset_values(preset: str, *, as_published: bool = False) -> dict[str, Any]:
     """A preset's zoo entry with the zoo's names mapped to dqnkit's (``n_timesteps`` -> ``total_timesteps``, as
     :data:`dqnkit.presets.zoo.ZOO_RENAMES` maps them), so a benchmark can read its budget by dqnkit's name.
-    ``as_published``: with :data:`ZOO_AS_PUBLISHED` on top (rl-zoo's entry without dqnkit's tuning)."""
+    ``as_published``: with :data:`ZOO_AS_PUBLISHED` and the preset's :data:`ZOO_VALUES_RETUNED` on top (rl-zoo's
+    entry without dqnkit's tuning)."""
     from dqnkit.presets import load_preset
     from dqnkit.presets.zoo import ZOO_RENAMES
     values = {ZOO_RENAMES.get(k, k): v for k, v in load_preset(preset).items()}
     if "total_timesteps" in values:
         values["total_timesteps"] = int(values["total_timesteps"])  # yaml's !!float 5e4
-    return {**values, **ZOO_AS_PUBLISHED} if as_published else values
+    if not as_published:
+        return values
+    return {**values, **ZOO_AS_PUBLISHED, **ZOO_VALUES_RETUNED.get(preset, {})}
 
 
 def population_of_preset(preset: str, seeds: Sequence[int], root: Path, overrides: dict[str, Any], *,
