@@ -19,8 +19,9 @@ pytestmark = pytest.mark.slow
     ("Acrobot-v1", -77.0, None),
     # rl-zoo: 155 at 1e5 env steps; with the tuned preset seed 0's single run ended at 255.1.
     ("LunarLander-v3", 155.0, 155.0),
-    # rl-zoo: -101 at 1.2e5 env steps.
-    ("MountainCar-v0", -115.0, None),
+    # rl-zoo: -101 at 1.2e5 env steps; with the tuned preset seed 0's single run ended at -101.2 (its population
+    # member at -100.2) and its best checkpoint reached -100.2.
+    ("MountainCar-v0", -101.0, None),
 ])
 def test_preset_reaches_its_target(preset, best_at_least, final_at_least, tmp_path):
     model = DQN.from_preset(preset, seed=0, run_dir=tmp_path / preset)
