@@ -119,6 +119,12 @@ ZOO_AS_PUBLISHED: dict[str, Any] = {"n_step": 1, "learning_rate_schedule": "cons
 ZOO_VALUES_RETUNED: dict[str, dict[str, Any]] = {"MountainCar-v0": {"exploration_final_eps": 0.07}}
 
 
+def zoo_overrides(preset: str) -> dict[str, Any]:
+    """The overrides that turn ``preset`` back into rl-zoo's entry as published: :data:`ZOO_AS_PUBLISHED` plus the
+    preset's :data:`ZOO_VALUES_RETUNED`. Benchmarks that compare with SB3 or ablate from rl-zoo's DQN pass these."""
+    return {**ZOO_AS_PUBLISHED, **ZOO_VALUES_RETUNED.get(preset, {})}
+
+
 def merge_runs(path: Path, new_runs: list[dict], key: str, rerun: Sequence[str]) -> list[dict]:
     """``--update``: the runs in the results file ``path`` whose ``key`` (``"preset"``, ``"variant"``) is not one
     of ``rerun``, plus ``new_runs``, so a rerun of some rows replaces exactly those rows."""
@@ -131,20 +137,17 @@ def merge_runs(path: Path, new_runs: list[dict], key: str, rerun: Sequence[str])
 def preset_values(preset: str, *, as_published: bool = False) -> dict[str, Any]:
     """A preset's zoo entry with the zoo's names mapped to dqnkit's (``n_timesteps`` -> ``total_timesteps``, as
     :data:`dqnkit.presets.zoo.ZOO_RENAMES` maps them), so a benchmark can read its budget by dqnkit's name.
-    ``as_published``: with :data:`ZOO_AS_PUBLISHED` and the preset's :data:`ZOO_VALUES_RETUNED` on top (rl-zoo's
-    entry without dqnkit's tuning)."""
+    ``as_published``: with :func:`zoo_overrides` on top (rl-zoo's entry without dqnkit's tuning)."""
     from dqnkit.presets import load_preset
     from dqnkit.presets.zoo import ZOO_RENAMES
     values = {ZOO_RENAMES.get(k, k): v for k, v in load_preset(preset).items()}
     if "total_timesteps" in values:
         values["total_timesteps"] = int(values["total_timesteps"])  # yaml's !!float 5e4
-    if not as_published:
-        return values
-    return {**values, **ZOO_AS_PUBLISHED, **ZOO_VALUES_RETUNED.get(preset, {})}
+    return {**values, **zoo_overrides(preset)} if as_published else values
 
 
 def population_of_preset(preset: str, seeds: Sequence[int], root: Path, overrides: dict[str, Any], *,
-                         episodes: int, eval_seed: int, as_published: bool = False) -> tuple[list[dict], float]:
+                         episodes: int, eval_seed: int) -> tuple[list[dict], float]:
     """Train ``seeds`` of ``preset`` (plus ``overrides``) as one population with member folders under ``root``,
     then load each member's final ("latest") and best models and evaluate them greedily (``episodes`` episodes,
     reset seeds from ``eval_seed``). Returns one record per member and the population's training wall time."""
@@ -153,7 +156,7 @@ def population_of_preset(preset: str, seeds: Sequence[int], root: Path, override
     from dqnkit import DQN
     if root.exists():
         shutil.rmtree(root)  # a fresh run each time (our own benchmark folder)
-    values = {**preset_values(preset, as_published=as_published), **overrides, "torch_threads": 1}
+    values = {**preset_values(preset), **overrides, "torch_threads": 1}
     env = values.pop("env_id")
     t0 = time.perf_counter()
     members = DQN.population(env, seeds=list(seeds), run_dir=root, **values).learn()

@@ -102,8 +102,8 @@ class Clock:
 
 def worker_dqnkit(cfg: dict, seed: int, threads: int, every: int, episodes: int) -> tuple[Clock, dict]:
     from dqnkit import DQN
-    # the preset holds the zoo values themselves, plus dqnkit's tuning, which ZOO_AS_PUBLISHED takes off
-    overrides = {**C.ZOO_AS_PUBLISHED, **{k: v for k, v in cfg.items() if k in SMOKE}}
+    # the preset holds the zoo values themselves, plus dqnkit's tuning, which zoo_overrides takes off
+    overrides = {**C.zoo_overrides("CartPole-v1"), **{k: v for k, v in cfg.items() if k in SMOKE}}
     model = DQN.from_preset("CartPole-v1", seed=seed, torch_threads=threads, eval_freq=0, checkpoint_freq=0,
                             tensorboard=False, **overrides)
     got = model.config.to_dict()

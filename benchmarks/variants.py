@@ -1,8 +1,8 @@
 """Rainbow-family ablation: what does each DQN extension do on top of a tuned preset?
 
 Variants (config keys exactly as in dqnkit/config.py), each applied on top of the env's preset as rl-zoo
-publishes it (``_common.ZOO_AS_PUBLISHED``: without the n-step returns and learning-rate schedule that
-benchmarks/preset_tuning.py added to some presets), whose hyperparameters were tuned for plain DQN (nothing is
+publishes it (``_common.zoo_overrides``: without the settings that benchmarks/preset_tuning.py tuned into
+some presets), whose hyperparameters were tuned for plain DQN (nothing is
 re-tuned per variant):
   dqn      rl-zoo's DQN config
   double   double_q=True
@@ -80,7 +80,7 @@ SMOKE_EVAL_EPISODES = 2
 
 
 def variant_config(env: str, variant: str) -> dict:
-    cfg = {**C.ZOO_AS_PUBLISHED, **VARIANTS[variant]}
+    cfg = {**C.zoo_overrides(env), **VARIANTS[variant]}
     if cfg.get("distributional"):
         cfg["v_min"], cfg["v_max"] = SUPPORT[env]
     return cfg

@@ -28,7 +28,8 @@ def learning_fields(values: dict) -> dict:
 @pytest.mark.parametrize("preset", ZOO_PRESETS)
 def test_preset_as_published_is_rl_zoos_entry(preset):
     zoo = {**parity.CASES[preset]["hyper"], "env_id": preset}
-    assert learning_fields({**C.preset_values(preset, as_published=True)}) == learning_fields(zoo)
+    assert learning_fields(C.preset_values(preset, as_published=True)) == learning_fields(zoo)
+    assert learning_fields({**C.preset_values(preset), **C.zoo_overrides(preset)}) == learning_fields(zoo)
 
 
 def test_the_tuned_presets_differ_from_rl_zoo_only_in_the_published_keys():
