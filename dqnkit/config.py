@@ -122,8 +122,8 @@ class Config:
                                            "when rewards are not clipped.", lo=0, lo_open=True)
     per_round_sampling: bool = _f(False, "PER: draw a whole training round's batches at once, from the priorities at "
                                          "the start of the round (one sum-tree descent), instead of each batch after "
-                                         "the previous batch's priority update; priorities are still written after "
-                                         "each step. A deviation from Schaul et al. 2016, for speed.")
+                                         "the previous batch's priority update; every step's priorities are written, in "
+                                         "one call at the round's end. A deviation from Schaul et al. 2016, for speed.")
     n_step: int = _f(1, "Multi-step return length in env steps (computed at sample time).", lo=1)
     noisy: bool = _f(False, "Factorised NoisyLinear layers in the head (Fortunato et al. 2018); turns epsilon-greedy off.")
     noisy_sigma0: float = _f(0.5, "NoisyNet: initial sigma_0 of the factorised noise.", lo=0)

@@ -18,7 +18,8 @@ from dqnkit.learner.explore import epsilon_greedy, explore
 from dqnkit.learner.losses import categorical_loss, categorical_projection, masked_q, td_target, value_loss
 from dqnkit.networks import QNetwork
 from dqnkit.networks.custom import build_custom
-from dqnkit.networks.head_fastpath import categorical_loss_and_grads, head_plan, head_td_loss_and_grads
+from dqnkit.networks.head_fastpath import (HeadForward, categorical_loss_and_grads, grouped_outputs, head_plan,
+                                           head_td_loss_and_grads)
 from dqnkit.networks.mlp_fastpath import plain_mlp_layers, td_loss_and_grads
 from dqnkit.networks.noisy import factorised_noise
 from dqnkit.types import Batch
@@ -97,11 +98,11 @@ class Agent:
         self.params = [p for p in self.online.parameters()]
         # MLP Q-nets take a hand-derived backward (same gradients, about half the ops): mlp_fastpath for the plain
         # head, head_fastpath for dueling (mean aggregation only), noisy and C51 heads; autograd for the rest.
-        self.fast_layers, self.fast_head = None, None
+        self.fast_layers, self.fast_head, self.fast_target = None, None, None
         if cfg.fast_path:
             self.fast_layers = plain_mlp_layers(self.online)
             if not cfg.dueling or getattr(cfg, "dueling_aggregation", "mean") == "mean":
-                self.fast_head = head_plan(self.online)
+                self.fast_head, self.fast_target = head_plan(self.online), head_plan(self.target)
         # The buffer and the target net are fixed during a training round, so all its batches can be drawn in one
         # gather (see train_round): uniform replay without noisy nets (noisy ones draw batch by batch, as population
         # mode does), and PER when per_round_sampling trades drawing from fresh priorities for it.
@@ -155,17 +156,21 @@ class Agent:
         per = self.cfg.prioritized_replay
         if self.batched_round:
             big = buffer.sample_round(n_updates, batch_size, beta) if per else buffer.sample(batch_size * n_updates)
-            targets = self.fixed_targets(big)
-            next_out = self.bootstrap_outputs(big.next_obs) if targets is None and noise is None else None
+            pre = self.round_targets(big, noise)
+            written = []
             for g in range(n_updates):
                 s = slice(g * batch_size, (g + 1) * batch_size)
                 part = big.rows(s)
-                metrics = self.update(part, next_target_out=None if next_out is None else next_out[s],
-                                      target=None if targets is None else targets[s],
-                                      noise=None if noise is None else noise[g])
+                metrics = self.update(part, noise=None if noise is None else noise[g],
+                                      **{k: v[s] for k, v in pre.items()})
                 if per:
-                    buffer.update_priorities(part.index, metrics["td_abs"].cpu().numpy())
+                    written.append((part.index, metrics["td_abs"]))
                 yield metrics
+            if written:
+                # The round's samples came from the priorities at its start, so its writes can wait for its
+                # end: one call, in update order (a slot drawn twice keeps its later priority, as before).
+                buffer.update_priorities(np.concatenate([i for i, _ in written]),
+                                         torch.cat([t for _, t in written]).cpu().numpy())
             return
         for g in range(n_updates):
             batch = buffer.sample(batch_size, beta)
@@ -192,6 +197,40 @@ class Agent:
         return td_target(batch.reward, batch.discount, batch.terminated, self.target(batch.next_obs),
                          next_mask=batch.next_mask)
 
+    @torch.no_grad()
+    def round_targets(self, big: Batch, noise: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """What the TD targets of a whole round's batches (``big``, update after update) need from the target net,
+        computed at once since the target net is fixed during the round: ``update``'s keyword arguments, each
+        with one row per sample of ``big`` (an empty dict when each update must compute its own).
+
+        - The finished target (``target`` or C51's ``target_probs``) when it needs the target net only (not Double).
+        - Double DQN: the target net's outputs at s' (``next_target_out``; C51: ``next_projected``, the projected
+          distribution of every action), for the online net's choice made in each update.
+        - With noisy nets, each update's target noise is its own row of ``noise``: the outputs come from
+          :func:`grouped_outputs` (head fast path only; other noisy nets compute theirs update by update).
+        """
+        cfg = self.cfg
+        targets = self.fixed_targets(big)
+        if targets is not None:
+            return {"target": targets}
+        if noise is None:
+            out = self.bootstrap_outputs(big.next_obs)
+        elif self.fast_head is not None:
+            out = grouped_outputs(self.fast_target, big.next_obs, noise[:, 1])
+        else:
+            return {}
+        if not cfg.distributional:
+            if cfg.double_q:
+                return {"next_target_out": out}
+            return {"target": td_target(big.reward, big.discount, big.terminated, out, next_mask=big.next_mask)}
+        support = self.online.support
+        probs = out.softmax(dim=-1)
+        if not cfg.double_q:
+            a_star = masked_q((probs * support).sum(-1), big.next_mask).argmax(dim=1)
+            chosen = probs[torch.arange(a_star.shape[0], device=a_star.device), a_star]
+            return {"target_probs": categorical_projection(chosen, big.reward, big.discount, big.terminated, support)}
+        return {"next_projected": categorical_projection(probs, big.reward, big.discount, big.terminated, support)}
+
     def update_noise(self, n_updates: int) -> torch.Tensor | None:
         """The noise of ``n_updates`` updates (n_updates, 2 (online, target), noise_dim), from one generator call;
         None without noisy nets."""
@@ -199,13 +238,16 @@ class Agent:
             return None
         return factorised_noise(self.noise_gen, (n_updates, 2, self.online.noise_dim))
 
-    def update(self, batch: Batch, next_target_out: torch.Tensor | None = None,
-               target: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def update(self, batch: Batch, next_target_out: torch.Tensor | None = None, target: torch.Tensor | None = None,
+               noise: torch.Tensor | None = None, target_probs: torch.Tensor | None = None,
+               next_projected: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One gradient step on ``batch``; returns tensors: loss, td_abs (per sample), q_sa, grad_norm.
 
-        ``next_target_out`` (target-net outputs at s') or ``target`` (finished TD targets, see
-        ``fixed_targets``) may be passed in when computed once for many updates; so may ``noise`` (one row of
-        ``update_noise``: the online and the target net's noise for this update; drawn here when not given).
+        What the TD target needs from the target net may be passed in when computed once for many updates
+        (see ``round_targets``): its outputs at s' (``next_target_out``), the finished ``target``, or for C51 the
+        finished ``target_probs`` or every action's projected distribution at s' (``next_projected``, for Double
+        DQN). So may ``noise`` (one row of ``update_noise``: the online and the target net's noise for this
+        update; drawn here when not given).
         """
         cfg = self.cfg
         if cfg.noisy:
@@ -213,12 +255,19 @@ class Agent:
                 noise = self.update_noise(1)[0]
             self.online.set_noise(noise[0])
             self.target.set_noise(noise[1])
-        if next_target_out is None and target is None:
+        done = target is not None or target_probs is not None
+        if not done and next_target_out is None and next_projected is None:
             next_target_out = self.bootstrap_outputs(batch.next_obs)
-        next_online_q = None
-        if cfg.double_q and target is None:
-            with torch.no_grad():
-                next_online_q = self.online.q_values(batch.next_obs)
+        next_online_q, fwd = None, None
+        if cfg.double_q and not done:
+            if self.fast_head is not None:  # one pass over [s; s']: the loss's forward and the online choice at s'
+                fwd = HeadForward(self.fast_head, torch.cat([batch.obs, batch.next_obs]))
+                next_online = fwd.keep_rows(batch.obs.shape[0])
+                next_online_q = (next_online.softmax(-1) * self.online.support).sum(-1) if cfg.distributional \
+                    else next_online
+            else:
+                with torch.no_grad():
+                    next_online_q = self.online.q_values(batch.next_obs)
         is_weight = batch.is_weight if self.weighted else None
         if target is None and not cfg.distributional:
             target = td_target(batch.reward, batch.discount, batch.terminated, next_target_out, next_online_q,
@@ -228,10 +277,14 @@ class Agent:
                                                    cfg.loss, self.online.torso.input_scale)
             return self._step_optimizer(loss, td_abs, q_sa)
         if cfg.distributional:
-            target_probs = self._categorical_target(batch, next_target_out, next_online_q)
+            if target_probs is None and next_projected is not None:
+                a_star = masked_q(next_online_q, batch.next_mask).argmax(dim=1)
+                target_probs = next_projected[torch.arange(a_star.shape[0], device=a_star.device), a_star]
+            elif target_probs is None:
+                target_probs = self._categorical_target(batch, next_target_out, next_online_q)
             if self.fast_head is not None:
                 loss, td_abs, q_sa = categorical_loss_and_grads(self.fast_head, batch.obs, batch.action, target_probs,
-                                                                is_weight)
+                                                                is_weight, fwd)
                 return self._step_optimizer(loss, td_abs, q_sa)
             out = self.online(batch.obs)
             logits_sa = out[torch.arange(out.shape[0], device=out.device), batch.action]
@@ -239,7 +292,7 @@ class Agent:
             q_sa = (logits_sa.detach().softmax(-1) * self.online.support).sum(-1)
         elif self.fast_head is not None:
             loss, td_abs, q_sa = head_td_loss_and_grads(self.fast_head, batch.obs, batch.action, target, is_weight,
-                                                        cfg.loss)
+                                                        cfg.loss, fwd)
             return self._step_optimizer(loss, td_abs, q_sa)
         else:
             out = self.online(batch.obs)

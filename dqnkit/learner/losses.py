@@ -61,9 +61,10 @@ def categorical_projection(next_probs: torch.Tensor, reward: torch.Tensor, disco
                            terminated: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
     """Project the distribution of r + gamma^k * z (z ~ next_probs) onto ``support`` (C51, Algorithm 1).
 
-    next_probs: (B, n_atoms) probabilities of the bootstrap action at s'. Terminal samples
-    collapse to a point mass at r. Targets outside [v_min, v_max] are clipped to the ends.
-    Returns (B, n_atoms) target probabilities; each row sums to 1.
+    next_probs: (B, n_atoms) probabilities of the bootstrap action at s', or (B, |A|, n_atoms) those of every
+    action (each projected alike: the atoms' destinations depend on the sample, not on the action). Terminal
+    samples collapse to a point mass at r. Targets outside [v_min, v_max] are clipped to the ends.
+    Returns target probabilities of next_probs' shape; each distribution sums to 1.
     """
     n_atoms = support.shape[0]
     v_min, v_max = support[0], support[-1]
@@ -76,9 +77,12 @@ def categorical_projection(next_probs: torch.Tensor, reward: torch.Tensor, disco
     # When b lands exactly on an atom, lower == upper: give it the whole mass.
     w_upper = b - lower.to(b.dtype)
     w_lower = 1.0 - w_upper
+    if next_probs.dim() == 3:
+        lower, upper = lower.unsqueeze(1).expand_as(next_probs), upper.unsqueeze(1).expand_as(next_probs)
+        w_lower, w_upper = w_lower.unsqueeze(1), w_upper.unsqueeze(1)
     target = torch.zeros_like(next_probs)
-    target.scatter_add_(1, lower, next_probs * w_lower)
-    target.scatter_add_(1, upper, next_probs * w_upper)
+    target.scatter_add_(-1, lower, next_probs * w_lower)
+    target.scatter_add_(-1, upper, next_probs * w_upper)
     return target
 
 

@@ -87,7 +87,19 @@ def _layer_grads(layer: nn.Module, dz: torch.Tensor, h: torch.Tensor, eps: torch
         layer.weight.grad, layer.bias.grad = dw, db
 
 
-class _Forward:
+def _combine(plan: HeadPlan, adv: torch.Tensor, val: torch.Tensor | None) -> torch.Tensor:
+    """The head's output from its advantage (and dueling value) layer outputs, as QNetwork.forward: Q-values
+    (B, |A|) or logits (B, |A|, n_atoms)."""
+    if plan.distributional:
+        adv = adv.view(-1, plan.n_actions, plan.n_atoms)
+    if val is None:
+        return adv
+    if plan.distributional:
+        val = val.view(-1, 1, plan.n_atoms)
+    return val + adv - adv.mean(dim=1, keepdim=True)
+
+
+class HeadForward:
     """One forward pass, keeping what the backward needs."""
 
     def __init__(self, plan: HeadPlan, obs: torch.Tensor):
@@ -95,16 +107,20 @@ class _Forward:
         self.acts = mlp_forward(plan.torso, flat_input(obs, plan.net.torso.input_scale))
         h = self.acts[-1]
         self.adv_w, adv_b, self.adv_eps = _weight_bias(plan.advantage)
-        adv = torch.addmm(adv_b, h, self.adv_w.t())
-        if plan.distributional:
-            adv = adv.view(-1, plan.n_actions, plan.n_atoms)
+        val = None
         if plan.value is not None:
             self.val_w, val_b, self.val_eps = _weight_bias(plan.value)
             val = torch.addmm(val_b, h, self.val_w.t())
-            if plan.distributional:
-                val = val.view(-1, 1, plan.n_atoms)
-            adv = val + adv - adv.mean(dim=1, keepdim=True)
-        self.out = adv  # Q-values (B, |A|) or logits (B, |A|, n_atoms), as QNetwork.forward
+        self.out = _combine(plan, torch.addmm(adv_b, h, self.adv_w.t()), val)
+
+    def keep_rows(self, n: int) -> torch.Tensor:
+        """Keep the first ``n`` rows for the backward and return the outputs of the others. One pass over
+        [s; s'] then gives the loss's rows and Double DQN's online outputs at s' with the same weights and
+        noise, for the price of one forward."""
+        rest = self.out[n:]
+        self.out = self.out[:n]
+        self.acts = [a[:n] for a in self.acts]
+        return rest
 
     def backward(self, d_out: torch.Tensor) -> None:
         """Set every parameter's gradient from d_out = dL/d(out)."""
@@ -128,12 +144,43 @@ class _Forward:
 
 
 @torch.no_grad()
+def grouped_outputs(plan: HeadPlan, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """The outputs for ``G`` groups of rows, group ``g`` (rows ``g*B .. (g+1)*B - 1`` of ``obs``) under noise row
+    ``g`` of ``noise`` ((G, noise_dim), in :meth:`QNetwork.set_noise`'s layout), in one pass: the target net's
+    outputs at s' for every update of a training round, each update with its own noise. The torso is noise-free
+    and runs once over all rows; a noisy layer takes the factorised form
+    x W^T = x mu_W^T + eps_out * ((x * eps_in) sigma_W^T), which needs no per-group weight matrix. Equal to
+    setting each row's noise and running the net, to float rounding."""
+    h = mlp_forward(plan.torso, flat_input(obs, plan.net.torso.input_scale))[-1]
+    groups = noise.shape[0]
+    rows = h.shape[0] // groups
+    offsets = dict(plan.net.noise_offsets())
+
+    def layer_out(layer: nn.Module | None) -> torch.Tensor | None:
+        if layer is None:
+            return None
+        if not isinstance(layer, NoisyLinear) or not layer.training:
+            w, b, _ = _weight_bias(layer)
+            return torch.addmm(b, h, w.t())
+        at = offsets[layer]
+        eps_in = noise[:, at: at + layer.in_features].unsqueeze(1)  # (G, 1, in)
+        eps_out = noise[:, at + layer.in_features: at + layer.in_features + layer.out_features].unsqueeze(1)
+        part = torch.matmul(h.view(groups, rows, -1) * eps_in, layer.weight_sigma.t())  # (G, B, out)
+        part.add_(layer.bias_sigma).mul_(eps_out)
+        mean = torch.addmm(layer.bias_mu, h, layer.weight_mu.t()).view(groups, rows, -1)
+        return mean.add_(part).view(groups * rows, -1)
+
+    return _combine(plan, layer_out(plan.advantage), layer_out(plan.value))
+
+
+@torch.no_grad()
 def head_td_loss_and_grads(plan: HeadPlan, obs: torch.Tensor, action: torch.Tensor, target: torch.Tensor,
-                           is_weight: torch.Tensor | None, kind: str = "huber"
+                           is_weight: torch.Tensor | None, kind: str = "huber", fwd: HeadForward | None = None
                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Scalar heads (dueling and/or noisy): Huber or MSE loss of Q(obs)[action] against ``target``; sets
-    ``.grad`` of every parameter. Returns (loss, td_abs, q_sa)."""
-    fwd = _Forward(plan, obs)
+    ``.grad`` of every parameter. Returns (loss, td_abs, q_sa). ``fwd``: the forward of ``obs``, when the
+    caller ran it already (:meth:`HeadForward.keep_rows`)."""
+    fwd = fwd or HeadForward(plan, obs)
     q = fwd.out
     idx = action.unsqueeze(1)
     q_sa = q.gather(1, idx).squeeze(1)
@@ -144,11 +191,13 @@ def head_td_loss_and_grads(plan: HeadPlan, obs: torch.Tensor, action: torch.Tens
 
 @torch.no_grad()
 def categorical_loss_and_grads(plan: HeadPlan, obs: torch.Tensor, action: torch.Tensor, target_probs: torch.Tensor,
-                               is_weight: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                               is_weight: torch.Tensor | None, fwd: HeadForward | None = None
+                               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """C51 heads (alone or with dueling and/or noisy): the cross-entropy of the taken action's distribution
     against ``target_probs`` (B, n_atoms), as :func:`dqnkit.learner.losses.categorical_loss`; sets ``.grad``
-    of every parameter. Returns (loss, per-sample cross-entropy (the priority), q_sa = E[Z(s, a)])."""
-    fwd = _Forward(plan, obs)
+    of every parameter. Returns (loss, per-sample cross-entropy (the priority), q_sa = E[Z(s, a)]).
+    ``fwd`` as for :func:`head_td_loss_and_grads`."""
+    fwd = fwd or HeadForward(plan, obs)
     logits = fwd.out
     batch, n_atoms = logits.shape[0], logits.shape[2]
     idx = action.view(batch, 1, 1).expand(batch, 1, n_atoms)

@@ -112,6 +112,14 @@ class QNetwork(nn.Module):
         """New noise for every noisy layer, from one generator call (see :func:`factorised_noise`)."""
         self.set_noise(factorised_noise(generator, (self.noise_dim,)))
 
+    def noise_offsets(self) -> list[tuple[NoisyLinear, int]]:
+        """Each noisy layer with the offset of its slice in ``set_noise``'s vector (eps_in, then eps_out)."""
+        out, offset = [], 0
+        for m in self._noisy_layers:
+            out.append((m, offset))
+            offset += m.in_features + m.out_features
+        return out
+
     @torch.no_grad()
     def set_noise(self, eps: torch.Tensor) -> None:
         """Hand the layers their slices of ``eps`` (``noise_dim`` values, f already applied): each noisy layer in

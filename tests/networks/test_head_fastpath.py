@@ -8,7 +8,9 @@ from dqnkit.config import Config
 from dqnkit.learner.agent import Agent
 from dqnkit.learner.losses import categorical_loss, categorical_projection, value_loss
 from dqnkit.networks import QNetwork
-from dqnkit.networks.head_fastpath import categorical_loss_and_grads, head_plan, head_td_loss_and_grads
+from dqnkit.networks.head_fastpath import (categorical_loss_and_grads, grouped_outputs, head_plan,
+                                           head_td_loss_and_grads)
+from dqnkit.networks.noisy import factorised_noise
 from dqnkit.types import Batch
 
 HEADS = {
@@ -185,3 +187,57 @@ def test_other_dueling_aggregations_fall_back_to_autograd():
     noisy.dueling_aggregation = "max"  # no dueling head: the aggregation does not matter
     assert Agent(noisy, (OBS,), ACTIONS).fast_head is not None
     assert Agent(agent_config({}, fast_path=False), (OBS,), ACTIONS).fast_layers is None
+
+
+@pytest.mark.parametrize("head", list(HEADS))
+def test_grouped_outputs_equal_one_forward_per_noise_row(head):
+    """Rows of group g under noise row g, in one pass (the factorised form), against set_noise + forward."""
+    net = make_net(head, [16, 8], 5)
+    groups, rows = 4, 7
+    obs = torch.randn(groups * rows, OBS, generator=torch.Generator().manual_seed(5))
+    noise = factorised_noise(torch.Generator().manual_seed(6), (groups, net.noise_dim)) if net.noisy else None
+    if noise is None:  # no noisy layer: one forward, whatever the grouping
+        torch.testing.assert_close(grouped_outputs(head_plan(net), obs, torch.zeros(groups, 0)), net(obs))
+        return
+    got = grouped_outputs(head_plan(net), obs, noise)
+    for g in range(groups):
+        net.set_noise(noise[g])
+        torch.testing.assert_close(got[g * rows:(g + 1) * rows], net(obs[g * rows:(g + 1) * rows]),
+                                   rtol=RTOL, atol=ATOL)
+    assert not torch.allclose(got[:rows], net(obs[:rows]))  # the rows of group 0 did not take the last noise
+
+
+def test_projection_of_every_action_equals_one_projection_per_action():
+    support = torch.linspace(-5.0, 5.0, 11)
+    g = torch.Generator().manual_seed(2)
+    probs = torch.rand(B, ACTIONS, 11, generator=g).softmax(-1)
+    reward, term = torch.randn(B, generator=g) * 3, (torch.rand(B, generator=g) < 0.2).float()
+    got = categorical_projection(probs, reward, torch.full((B,), 0.9), term, support)
+    for a in range(ACTIONS):
+        torch.testing.assert_close(got[:, a], categorical_projection(probs[:, a], reward, torch.full((B,), 0.9),
+                                                                     term, support))
+    torch.testing.assert_close(got.sum(-1), torch.ones(B, ACTIONS))
+
+
+@pytest.mark.parametrize("head", list(HEADS))
+@pytest.mark.parametrize("double", [False, True])
+def test_round_targets_train_like_each_update_computing_its_own(head, double):
+    """A round's TD targets from one target-net pass (round_targets; with noisy nets each update's target noise
+    is its own row) and Double DQN's online choice at s' from the loss's own forward over [s; s'], against
+    every update computing its targets alone: the same losses and weights, to float rounding."""
+    cfg = agent_config({**HEADS[head], "double_q": double})
+    once, each = Agent(cfg, (OBS,), ACTIONS), Agent(cfg, (OBS,), ACTIONS)
+    batches = random_batches(6, False, seed=4)
+    big = Batch(*(torch.cat(f) for f in zip(*(b.tensors() for b in batches))),
+                index=np.concatenate([b.index for b in batches]))
+    noise = once.update_noise(len(batches))
+    pre = once.round_targets(big, noise)
+    assert pre, "every head of the fast path takes its round's targets at once"
+    for g, batch in enumerate(batches):
+        s = slice(g * 32, (g + 1) * 32)
+        a = once.update(big.rows(s), noise=None if noise is None else noise[g], **{k: v[s] for k, v in pre.items()})
+        b = each.update(batch, noise=None if noise is None else noise[g])
+        torch.testing.assert_close(a["loss"], b["loss"], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(a["td_abs"], b["td_abs"], rtol=1e-4, atol=1e-5)
+    for (name, p), q in zip(once.online.named_parameters(), each.online.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
