@@ -1,0 +1,41 @@
+"""GFLOP/s of the matmuls behind an MLP update on this CPU: torch's fp32 matmul (MKL) against oneDNN's linear
+(``torch._C._nn.mkldnn_linear``, inputs converted each call) and a oneDNN convolution, at 1 and 2 threads.
+
+The figure behind the README's speed notes (how far an update is from this CPU's arithmetic). Prints a table.
+
+    python benchmarks/matmul_rate.py
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+
+def rate(fn, flop: float) -> float:
+    for _ in range(3):
+        fn()
+    reps = max(5, int(3e9 / flop))
+    t = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return flop / ((time.perf_counter() - t) / reps) / 1e9
+
+
+def main() -> None:
+    print("| threads | op | shape (rows x in -> out) | GFLOP/s |\n|---|---|---|---|")
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        with torch.no_grad():
+            for rows in (64, 1024, 8192):
+                h, w, b = torch.randn(rows, 256), torch.randn(256, 256), torch.randn(256)
+                flop = 2.0 * rows * 256 * 256
+                print(f"| {threads} | addmm (MKL) | {rows} x 256 -> 256 | {rate(lambda: torch.addmm(b, h, w.t()), flop):.0f} |")
+                mk = lambda: torch._C._nn.mkldnn_linear(h.to_mkldnn(), w.to_mkldnn(), b.to_mkldnn())  # noqa: E731
+                print(f"| {threads} | mkldnn_linear (oneDNN) | {rows} x 256 -> 256 | {rate(mk, flop):.0f} |")
+            x, conv = torch.randn(32, 4, 84, 84), torch.nn.Conv2d(4, 32, 8, 4)
+            print(f"| {threads} | Nature CNN conv1 forward (oneDNN) | batch 32 | {rate(lambda: conv(x), 2.0 * 32 * 3276800):.0f} |")
+
+
+if __name__ == "__main__":
+    main()
