@@ -20,7 +20,7 @@ from dqnkit.networks import QNetwork
 from dqnkit.networks.custom import build_custom
 from dqnkit.networks.head_fastpath import (HeadForward, categorical_loss_and_grads, grouped_outputs, head_plan,
                                            head_td_loss_and_grads)
-from dqnkit.networks.mlp_fastpath import plain_mlp_layers, td_loss_and_grads
+from dqnkit.networks.mlp_fastpath import mlp_outputs, plain_mlp_layers, td_loss_and_grads
 from dqnkit.networks.noisy import factorised_noise
 from dqnkit.types import Batch
 
@@ -99,8 +99,10 @@ class Agent:
         # MLP Q-nets take a hand-derived backward (same gradients, about half the ops): mlp_fastpath for the plain
         # head, head_fastpath for dueling (mean aggregation only), noisy and C51 heads; autograd for the rest.
         self.fast_layers, self.fast_head, self.fast_target = None, None, None
+        self.target_layers = None  # the target net's plain-MLP layers, for round-wide target passes (mlp_outputs)
         if cfg.fast_path:
             self.fast_layers = plain_mlp_layers(self.online)
+            self.target_layers = plain_mlp_layers(self.target)
             if not cfg.dueling or getattr(cfg, "dueling_aggregation", "mean") == "mean":
                 self.fast_head, self.fast_target = head_plan(self.online), head_plan(self.target)
         # The buffer and the target net are fixed during a training round, so all its batches can be drawn in one
@@ -186,6 +188,8 @@ class Agent:
     @torch.no_grad()
     def bootstrap_outputs(self, next_obs: torch.Tensor) -> torch.Tensor:
         """Target-network outputs at s' (Q-values or C51 logits); may be computed once for many updates."""
+        if self.target_layers is not None:
+            return mlp_outputs(self.target_layers, next_obs, self.target.torso.input_scale)
         return self.target(next_obs)
 
     @torch.no_grad()
@@ -194,7 +198,7 @@ class Agent:
         whole round of updates at once; None when the target needs the online net."""
         if self.cfg.double_q or self.cfg.distributional or self.cfg.noisy:
             return None
-        return td_target(batch.reward, batch.discount, batch.terminated, self.target(batch.next_obs),
+        return td_target(batch.reward, batch.discount, batch.terminated, self.bootstrap_outputs(batch.next_obs),
                          next_mask=batch.next_mask)
 
     @torch.no_grad()

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dqnkit.networks.mlp_fastpath import ONEDNN, ROW_CHUNK, linear_rows
 from dqnkit.networks.noisy import NoisyLinear, factorised_noise
 from dqnkit.networks.qnet import QNetwork, aggregate
 from dqnkit.networks.torsos import MLPTorso
@@ -25,6 +26,14 @@ from dqnkit.networks.torsos import MLPTorso
 
 def _key(name: str) -> str:
     return name.replace(".", "__")
+
+
+def stacked_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per member ``m``: ``x[m] @ w[m].T + b[m]`` for x (M, B, in), w (M, out, in), b (M, out); member by member
+    through :func:`linear_rows` (oneDNN) where that pays (B >= 256 rows without gradients), else one baddbmm."""
+    if ONEDNN and x.device.type == "cpu" and x.shape[1] >= 256 and not torch.is_grad_enabled():
+        return torch.stack([linear_rows(x[m], w[m], b[m]) for m in range(x.shape[0])])
+    return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
 
 
 class BatchedQNetwork(nn.Module):
@@ -92,7 +101,7 @@ class BatchedQNetwork(nn.Module):
             if kind == "relu":
                 x = x.relu()
             elif kind == "linear":
-                x = torch.baddbmm(self.p(name + ".bias").unsqueeze(1), x, self.p(name + ".weight").transpose(1, 2))
+                x = stacked_linear(x, self.p(name + ".weight"), self.p(name + ".bias"))
             elif kind == "layernorm":
                 x = F.layer_norm(x, (x.shape[-1],))
                 x = x * self.p(name + ".weight").unsqueeze(1) + self.p(name + ".bias").unsqueeze(1)
@@ -115,6 +124,12 @@ class BatchedQNetwork(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Q-values (M, B, |A|), or C51 logits (M, B, |A|, n_atoms)."""
+        rows = obs.shape[1]
+        if rows > ROW_CHUNK and not torch.is_grad_enabled():
+            return torch.cat([self._forward(obs[:, i:i + ROW_CHUNK]) for i in range(0, rows, ROW_CHUNK)], dim=1)
+        return self._forward(obs)
+
+    def _forward(self, obs: torch.Tensor) -> torch.Tensor:
         h = self.features(obs)
         m, b = h.shape[0], h.shape[1]
         adv = self._run(self.advantage_plan, h)
