@@ -161,20 +161,49 @@ def population_of_preset(preset: str, seeds: Sequence[int], root: Path, override
     t0 = time.perf_counter()
     members = DQN.population(env, seeds=list(seeds), run_dir=root, **values).learn()
     train_wall = time.perf_counter() - t0
+    records = evaluate_members([(m["seed"], Path(m["run_dir"])) for m in members], int(values["total_timesteps"]),
+                               train_wall, episodes=episodes, eval_seed=eval_seed)
+    return records, train_wall
+
+
+def evaluate_population_folder(root: Path, *, episodes: int, eval_seed: int) -> tuple[list[dict], float]:
+    """As :func:`population_of_preset`'s evaluation, for a population folder trained before (say, by a benchmark
+    that died before writing its results): members and budget from each member's run.json and config.yaml, the
+    population's training wall from its aggregate env steps/s."""
+    import yaml
+    members, budget, wall = [], 0, 0.0
+    for folder in sorted((d for d in root.iterdir() if (d / "run.json").is_file()), key=lambda d: d.name):
+        info = json.loads((folder / "run.json").read_text())
+        if info.get("status") != "finished":
+            raise SystemExit(f"{folder}: status {info.get('status')!r}, not a finished member; train it again")
+        cfg = yaml.safe_load((folder / "config.yaml").read_text())
+        members.append((int(cfg["seed"]), folder))
+        budget = int(cfg["total_timesteps"])
+        sps = (info.get("population") or {}).get("aggregate_env_steps_per_s")
+        wall = max(wall, info["env_step"] * info["population"]["members"] / sps) if sps else wall
+    if not members:
+        raise SystemExit(f"{root}: no member folders (s0/, s1/, ... with run.json)")
+    return evaluate_members(members, budget, wall, episodes=episodes, eval_seed=eval_seed), wall
+
+
+def evaluate_members(members: Sequence[tuple[int, Path]], budget: int, train_wall: float, *, episodes: int,
+                     eval_seed: int) -> list[dict]:
+    """One record per ``(seed, run folder)``: its final ("latest") and best models evaluated greedily."""
+    from dqnkit import DQN
     records = []
-    for member in members:
-        rec = {"seed": member["seed"], "budget": int(values["total_timesteps"]), "population": len(members),
+    for seed, run_dir in members:
+        rec = {"seed": seed, "budget": budget, "population": len(members),
                "train_wall_s": round(train_wall, 2), "wall_s": round(train_wall / len(members), 2),
-               "run_dir": str(Path(member["run_dir"]).resolve().relative_to(REPO_DIR))}
+               "run_dir": str(Path(run_dir).resolve().relative_to(REPO_DIR))}
         for which, key in (("latest", "final"), ("best", "best")):
-            model = DQN.load(member["run_dir"], which=which)
+            model = DQN.load(run_dir, which=which)
             ev = model.evaluate(episodes, seed=eval_seed)
             if which == "latest":
                 rec.update(env_steps=model.num_timesteps, final_std=ev["std_return"], returns=ev["returns"])
             rec[f"{key}_mean"] = ev["mean_return"]
             model.close()
         records.append(rec)
-    return records, train_wall
+    return records
 
 
 def fmt(x: Any, digits: int = 1) -> str:

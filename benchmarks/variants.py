@@ -100,6 +100,15 @@ def eval_curve(run_dir: Path) -> list[tuple[int, float]]:
     return [(int(st), float(ret)) for st, ret in zip(steps, returns)]
 
 
+def run_curve(run: dict) -> list[tuple[int, float]] | None:
+    """A run's eval curve: stored in its record (runs since 2026-12-03), else read from its run folder, else None
+    (an older record whose folder is gone: its threshold step comes from the results file, see merge_runs)."""
+    if run.get("curve") is not None:
+        return [tuple(p) for p in run["curve"]]
+    folder = C.REPO_DIR / run["run_dir"]
+    return eval_curve(folder) if folder.is_dir() else None
+
+
 def worker(args: argparse.Namespace) -> None:
     from dqnkit import DQN
     env, variant = args.worker
@@ -117,7 +126,7 @@ def worker(args: argparse.Namespace) -> None:
                       "budget": model.config.total_timesteps, "status": model.trainer.status,
                       "final_mean": ev["mean_return"], "final_std": ev["std_return"],
                       "train_wall_s": round(train_wall, 2), "wall_s": round(time.perf_counter() - t0, 2),
-                      "run_dir": str(run_dir.relative_to(C.REPO_DIR))}))
+                      "run_dir": str(run_dir.relative_to(C.REPO_DIR)), "curve": eval_curve(run_dir)}))
 
 
 def worker_population(args: argparse.Namespace) -> None:
@@ -125,9 +134,13 @@ def worker_population(args: argparse.Namespace) -> None:
     env, variant = args.worker
     root = C.RUNS_DIR / ("smoke" if args.smoke else "") / "variants-population" / env / variant
     overrides = {**variant_config(env, variant), **(SMOKE if args.smoke else {})}
-    records, _ = C.population_of_preset(env, args.seeds, root, overrides, eval_seed=EVAL_SEED,
-                                        episodes=SMOKE_EVAL_EPISODES if args.smoke else EVAL_EPISODES)
-    print(json.dumps({"members": [dict(r, env=env, variant=variant, config=overrides) for r in records]}))
+    episodes = SMOKE_EVAL_EPISODES if args.smoke else EVAL_EPISODES
+    if args.evaluate_existing:
+        records, _ = C.evaluate_population_folder(root, episodes=episodes, eval_seed=EVAL_SEED)
+    else:
+        records, _ = C.population_of_preset(env, args.seeds, root, overrides, eval_seed=EVAL_SEED, episodes=episodes)
+    print(json.dumps({"members": [dict(r, env=env, variant=variant, config=overrides,
+                                       curve=eval_curve(C.REPO_DIR / r["run_dir"])) for r in records]}))
 
 
 def summarize(envs: list[str], variants: list[str], seeds: list[int], runs: list[dict], smoke: bool):
@@ -138,8 +151,10 @@ def summarize(envs: list[str], variants: list[str], seeds: list[int], runs: list
         for v in variants:
             mine = [r for r in runs if r.get("env") == env and r.get("variant") == v and "error" not in r]
             finals = [r["final_mean"] for r in mine]
-            curves = {r["seed"]: eval_curve(C.REPO_DIR / r["run_dir"]) for r in mine}
-            to_thr = {s: next((step for step, ret in c if ret >= thr), None) for s, c in curves.items()}
+            curves = {r["seed"]: run_curve(r) for r in mine}
+            to_thr = {r["seed"]: r["steps_to_threshold"] if curves[r["seed"]] is None else
+                      next((step for step, ret in curves[r["seed"]] if ret >= thr), None) for r in mine}
+            curves = {k: c for k, c in curves.items() if c is not None}
             reached = [x for x in to_thr.values() if x is not None]
             steps = sorted(set.intersection(*(set(st for st, _ in c) for c in curves.values()))) if curves else []
             mean_curve = [(st, *C.mean_std([dict(c)[st] for c in curves.values()])) for st in steps]
@@ -167,6 +182,12 @@ def summarize(envs: list[str], variants: list[str], seeds: list[int], runs: list
 def merge_runs(path: Path, new_runs: list[dict], rerun: list[str]) -> tuple[list[dict], list[str], list[int]]:
     """``--update``: the merged runs (see ``_common.merge_runs``), and the variants and seeds present."""
     runs = C.merge_runs(path, new_runs, "variant", rerun)
+    # Older records carry no curve; where their run folders are gone too, keep the threshold step that the
+    # results file's summary gave them (their rows' mean curves then come from the seeds that have curves).
+    earlier = {(s["env"], s["variant"]): s.get("steps_to_threshold") or {} for s in json.loads(path.read_text())["summary"]}
+    for r in runs:
+        if "curve" not in r and "steps_to_threshold" not in r:
+            r["steps_to_threshold"] = earlier.get((r.get("env"), r.get("variant")), {}).get(str(r.get("seed")))
     present = {r.get("variant") for r in runs}
     return runs, [v for v in VARIANTS if v in present], sorted({r["seed"] for r in runs if "seed" in r})
 
@@ -208,6 +229,9 @@ def main() -> None:
                    help="merge into the existing results of the same --envs, replacing the rerun variants' runs")
     p.add_argument("--population", action="store_true",
                    help="train each (env, variant)'s seeds as one population in one process")
+    p.add_argument("--evaluate-existing", action="store_true",
+                   help="--population: evaluate the population folders trained before (benchmarks/runs/"
+                        "variants-population/ENV/VARIANT) instead of training them again")
     p.add_argument("--worker", nargs=2, metavar=("ENV", "VARIANT"), help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -219,7 +243,8 @@ def main() -> None:
 
     smoke = ["--smoke"] if args.smoke else []
     if args.population:
-        jobs = [["--worker", env, v, "--population", "--seeds", *map(str, args.seeds), *smoke]
+        again = ["--evaluate-existing"] if args.evaluate_existing else []
+        jobs = [["--worker", env, v, "--population", "--seeds", *map(str, args.seeds), *smoke, *again]
                 for env in args.envs for v in args.variants]
     else:
         jobs = [["--worker", env, v, "--seed", str(s), *smoke]
@@ -237,6 +262,9 @@ def main() -> None:
     text, summary = summarize(args.envs, variants, seeds, runs, args.smoke)
     text += f"Wall of this invocation: {total:.0f} s with --jobs {args.jobs}"
     text += f" (rerun: {', '.join(args.variants)}).\n" if args.update else ".\n"
+    if args.evaluate_existing:
+        text += ("The rerun variants' populations were trained before and only evaluated by this invocation "
+                 "(--evaluate-existing); their wall s / run is each population's training wall over its members.\n")
     print(text)
     (out / f"{stem}.md").write_text("# DQN variants (Rainbow-family ablation)\n\n" + text)
     plot(summary, args.envs, out / f"{stem}.png")
