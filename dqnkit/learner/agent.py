@@ -98,13 +98,13 @@ class Agent:
         self.params = [p for p in self.online.parameters()]
         # MLP Q-nets take a hand-derived backward (same gradients, about half the ops): mlp_fastpath for the plain
         # head, head_fastpath for dueling (mean aggregation only), noisy and C51 heads; autograd for the rest.
-        self.fast_layers, self.fast_head, self.fast_target = None, None, None
-        self.target_layers = None  # the target net's plain-MLP layers, for round-wide target passes (mlp_outputs)
+        self.fast_layers, self.fast_head, self.fast_target_head = None, None, None
+        self.fast_target_layers = None  # the target net's plain-MLP layers, for round-wide target passes (mlp_outputs)
         if cfg.fast_path:
             self.fast_layers = plain_mlp_layers(self.online)
-            self.target_layers = plain_mlp_layers(self.target)
+            self.fast_target_layers = plain_mlp_layers(self.target)
             if not cfg.dueling or getattr(cfg, "dueling_aggregation", "mean") == "mean":
-                self.fast_head, self.fast_target = head_plan(self.online), head_plan(self.target)
+                self.fast_head, self.fast_target_head = head_plan(self.online), head_plan(self.target)
         # The buffer and the target net are fixed during a training round, so all its batches can be drawn in one
         # gather (see train_round): uniform replay without noisy nets (noisy ones draw batch by batch, as population
         # mode does), and PER when per_round_sampling trades drawing from fresh priorities for it.
@@ -188,8 +188,8 @@ class Agent:
     @torch.no_grad()
     def bootstrap_outputs(self, next_obs: torch.Tensor) -> torch.Tensor:
         """Target-network outputs at s' (Q-values or C51 logits); may be computed once for many updates."""
-        if self.target_layers is not None:
-            return mlp_outputs(self.target_layers, next_obs, self.target.torso.input_scale)
+        if self.fast_target_layers is not None:
+            return mlp_outputs(self.fast_target_layers, next_obs, self.target.torso.input_scale)
         return self.target(next_obs)
 
     @torch.no_grad()
@@ -220,7 +220,7 @@ class Agent:
         if noise is None:
             out = self.bootstrap_outputs(big.next_obs)
         elif self.fast_head is not None:
-            out = grouped_outputs(self.fast_target, big.next_obs, noise[:, 1])
+            out = grouped_outputs(self.fast_target_head, big.next_obs, noise[:, 1])
         else:
             return {}
         if not cfg.distributional:

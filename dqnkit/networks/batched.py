@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dqnkit.networks.mlp_fastpath import ONEDNN, ROW_CHUNK, linear_rows
+from dqnkit.networks.mlp_fastpath import ROW_CHUNK, linear_rows, onednn_pays
 from dqnkit.networks.noisy import NoisyLinear, factorised_noise
 from dqnkit.networks.qnet import QNetwork, aggregate
 from dqnkit.networks.torsos import MLPTorso
@@ -30,8 +30,8 @@ def _key(name: str) -> str:
 
 def stacked_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per member ``m``: ``x[m] @ w[m].T + b[m]`` for x (M, B, in), w (M, out, in), b (M, out); member by member
-    through :func:`linear_rows` (oneDNN) where that pays (B >= 256 rows without gradients), else one baddbmm."""
-    if ONEDNN and x.device.type == "cpu" and x.shape[1] >= 256 and not torch.is_grad_enabled():
+    through :func:`linear_rows` (oneDNN) where :func:`onednn_pays` for B rows, else one baddbmm."""
+    if onednn_pays(x, x.shape[1]):
         return torch.stack([linear_rows(x[m], w[m], b[m]) for m in range(x.shape[0])])
     return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
 

@@ -25,10 +25,16 @@ ROW_CHUNK = 1024
 ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch._C._nn, "mkldnn_linear")
 
 
+def onednn_pays(x: torch.Tensor, rows: int) -> bool:
+    """Whether a linear layer over ``rows`` rows of ``x`` goes through oneDNN: 256 rows or more of float32 on
+    the CPU, without gradients."""
+    return ONEDNN and rows >= 256 and x.device.type == "cpu" and x.dtype == torch.float32 \
+        and not torch.is_grad_enabled()
+
+
 def linear_rows(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``x @ w.T + b`` for x (rows, in): through oneDNN for 256 rows or more without gradients on the CPU."""
-    if ONEDNN and x.device.type == "cpu" and x.dtype == torch.float32 and x.shape[0] >= 256 \
-            and not torch.is_grad_enabled():
+    """``x @ w.T + b`` for x (rows, in): through oneDNN where :func:`onednn_pays`, else addmm."""
+    if onednn_pays(x, x.shape[0]):
         return torch._C._nn.mkldnn_linear(x.contiguous().to_mkldnn(), w.contiguous().to_mkldnn(),
                                           b.contiguous().to_mkldnn()).to_dense()
     return torch.addmm(b, x, w.t())

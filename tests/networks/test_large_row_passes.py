@@ -22,7 +22,7 @@ HEADS = {"plain": {}, "dueling": {"dueling": True}, "rainbow": {"dueling": True,
 @pytest.mark.parametrize("head", list(HEADS))
 @pytest.mark.parametrize("onednn", [True, False])
 def test_large_no_grad_forward_equals_each_member(head, onednn, monkeypatch):
-    monkeypatch.setattr(batched, "ONEDNN", onednn and batched.ONEDNN)
+    monkeypatch.setattr(mlp_fastpath, "ONEDNN", onednn and mlp_fastpath.ONEDNN)
     nets = []
     for seed in range(3):
         torch.manual_seed(seed)
@@ -68,7 +68,7 @@ def test_mlp_outputs_over_many_rows_equal_the_module(onednn, monkeypatch):
 def test_agent_round_targets_use_the_chunked_pass_and_equal_the_module():
     cfg = Config.from_dict({"device": "cpu", "policy_kwargs": {"net_arch": [32, 32]}})
     agent = Agent(cfg, (6,), 3)
-    assert agent.target_layers is not None
+    assert agent.fast_target_layers is not None
     g, n = torch.Generator().manual_seed(3), 4000
     big = Batch(torch.randn(n, 6, generator=g), torch.randint(0, 3, (n,), generator=g), torch.randn(n, generator=g),
                 torch.randn(n, 6, generator=g), (torch.rand(n, generator=g) < 0.1).float(), torch.full((n,), 0.99),
