@@ -14,7 +14,7 @@ import torch
 
 from dqnkit.config import Config
 from dqnkit.errors import ConfigError
-from dqnkit.learner.explore import epsilon_greedy, explore
+from dqnkit.learner.explore import epsilon_draws, epsilon_greedy, explore, with_exploration
 from dqnkit.learner.losses import categorical_loss, categorical_projection, masked_q, td_target, value_loss
 from dqnkit.networks import QNetwork
 from dqnkit.networks.custom import build_custom
@@ -136,13 +136,20 @@ class Agent:
         actions, for the argmax and the exploring actions alike."""
         if self.cfg.noisy:
             self.online.reset_noise(self.noise_gen)
+        elif self.cfg.exploration == "epsilon":
+            # the exploring draws come first (as epsilon_greedy draws them): no forward when every env explores
+            explored = epsilon_draws(len(obs), epsilon, self.n_actions, rng, mask)
+            if explored[0] is not None and explored[0].all():
+                return explored[1]
         q = self.online.q_values(self._obs_tensor(obs))
         if self.cfg.exploration != "epsilon":
             return explore(q.cpu().numpy(), self.cfg.exploration, epsilon, temperature, rng, mask)
         if mask is not None:
             q = masked_q(q, torch.as_tensor(mask, device=self.device))
         greedy = q.argmax(dim=1).cpu().numpy()
-        return epsilon_greedy(greedy, epsilon, self.n_actions, rng, mask)
+        if self.cfg.noisy:
+            return epsilon_greedy(greedy, epsilon, self.n_actions, rng, mask)
+        return with_exploration(greedy, *explored)
 
     # --- learning ----------------------------------------------------------------------
     def train_round(self, buffer, n_updates: int, batch_size: int, beta: float) -> Iterator[dict[str, torch.Tensor]]:
@@ -372,9 +379,22 @@ class Agent:
             state.setdefault(int(idx), {})[name] = value
         if state or meta.get("param_groups"):
             self.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+            _match_param_layouts(self.optimizer)
         self.updates = int(meta.get("updates", 0))
         if "noise_gen" in meta:
             self.noise_gen.set_state(torch.tensor(meta["noise_gen"], dtype=torch.uint8))
+
+
+def _match_param_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Give each loaded per-parameter state tensor (Adam's moments) its parameter's memory layout.
+
+    Checkpoints store contiguous copies, but the Nature CNN's weights are channels-last; a fused or foreach
+    optimizer step walks parameter and state in storage order, so a state tensor in another layout would pair
+    each weight with another weight's moment."""
+    for param, state in optimizer.state.items():
+        for name, value in state.items():
+            if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                state[name] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def _gen_state(gen: torch.Generator) -> list[int]:

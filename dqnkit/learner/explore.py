@@ -62,16 +62,27 @@ def epsilon_greedy(greedy: np.ndarray, epsilon: float, n_actions: int, rng: np.r
                    mask: np.ndarray | None = None) -> np.ndarray:
     """Replace each greedy action by a uniform random one with probability epsilon (vectorised); with a
     ``mask`` (B, n_actions) of allowed actions the random one is uniform over the allowed actions."""
+    return with_exploration(greedy, *epsilon_draws(greedy.shape[0], epsilon, n_actions, rng, mask))
+
+
+def epsilon_draws(n: int, epsilon: float, n_actions: int, rng: np.random.Generator,
+                  mask: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The random half of :func:`epsilon_greedy` for ``n`` envs, drawn before the greedy actions are known: which
+    envs explore (None when epsilon <= 0) and their random actions (None when none does). The draws are those
+    of ``epsilon_greedy``, so a caller may skip the forward pass when every env explores and stay exact."""
     if epsilon <= 0.0:
-        return greedy
-    explore = rng.random(greedy.shape[0]) < epsilon
+        return None, None
+    explore = rng.random(n) < epsilon
     if not explore.any():
-        return greedy
+        return explore, None
     if mask is None:
-        random_actions = rng.integers(0, n_actions, size=greedy.shape[0])
-    else:
-        random_actions = uniform_allowed(mask, rng)
-    return np.where(explore, random_actions, greedy)
+        return explore, rng.integers(0, n_actions, size=n)
+    return explore, uniform_allowed(mask, rng)
+
+
+def with_exploration(greedy: np.ndarray, explore: np.ndarray | None, random_actions: np.ndarray | None) -> np.ndarray:
+    """``greedy`` with the exploring envs' random actions put in (``epsilon_draws``'s two results)."""
+    return greedy if random_actions is None else np.where(explore, random_actions, greedy)
 
 
 def uniform_allowed(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:

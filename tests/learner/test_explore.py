@@ -34,3 +34,23 @@ def test_epsilon_greedy_rate():
     # a random action equals the greedy one 1/4 of the time: non-greedy share = 0.3 * 3/4
     assert np.mean(acts != 0) == pytest.approx(0.225, abs=0.01)
     assert (epsilon_greedy(greedy[:10], 0.0, 4, rng) == 0).all()
+
+
+@pytest.mark.parametrize("num_envs", [1, 3])
+def test_act_skips_the_forward_when_every_env_explores_and_stays_exact(num_envs):
+    """Agent.act draws the exploring half first (epsilon_draws): the same actions and the same generator state
+    as a forward for every step followed by epsilon_greedy, with no forward when all envs explore."""
+    from dqnkit.config import Config
+    from dqnkit.learner.agent import Agent
+
+    agent = Agent(Config.from_dict({"device": "cpu", "seed": 0, "policy_kwargs": {"net_arch": [8]}}), (3,), 4)
+    forwards = []
+    agent.online.register_forward_hook(lambda *_: forwards.append(1))
+    obs = np.random.default_rng(1).normal(size=(num_envs, 3)).astype(np.float32)
+    greedy = agent.q_values(obs).argmax(axis=1)
+    forwards.clear()
+    fast, slow = np.random.default_rng(7), np.random.default_rng(7)
+    for epsilon in [0.0, 0.3, 0.9, 1.0] * 25:
+        assert np.array_equal(agent.act(obs, epsilon, fast), epsilon_greedy(greedy, epsilon, 4, slow))
+    assert fast.random() == slow.random()
+    assert 25 <= len(forwards) <= 75  # epsilon 0 always runs it (25 calls); epsilon 1 never does (25 calls)

@@ -2,7 +2,8 @@
 
 tests/data/v0.1.0/ was written by that version:
 - dqn_cartpole_v010: CartPole-v1 with PER and n=3, stopped at env step 1500 of 3000 with its replay saved;
-- reference_full: the CSV files of the same run trained to 3000 env steps without a break;
+- reference_full: the CSV files of the same run trained to 3000 env steps without a break (written on an AMD
+  EPYC; on other CPUs the float columns agree to about 1e-7 relative, so those are compared with a tolerance);
 - dqn_gridworld_v010, tabular_gridworld_v010: a DQN and a tabular GridWorld-v0 run (for the policy view).
 """
 import csv
@@ -37,7 +38,15 @@ def test_old_run_resumes_to_the_uninterrupted_runs_metrics(old_run, cli):
     assert res.returncode == 0, res.stderr
     assert "buffer starts empty" not in res.stderr  # its checkpoint holds the replay
     for name in ("episodes.csv", "eval.csv", "updates.csv"):
-        assert _rows(run / name) == _rows(DATA / "reference_full" / name), name
+        resumed, reference = _rows(run / name), _rows(DATA / "reference_full" / name)
+        assert len(resumed) == len(reference), name
+        for got, want in zip(resumed, reference):
+            assert got.keys() == want.keys(), name
+            for key in want:
+                if "." in want[key] or "e" in want[key]:  # a float: the last digits may differ across CPUs
+                    assert float(got[key]) == pytest.approx(float(want[key]), rel=1e-5, abs=1e-7), (name, key, got)
+                else:  # counters (update, env_step, episode, length) and integral returns must match exactly
+                    assert got[key] == want[key], (name, key, got)
 
 
 def test_old_run_loads_evaluates_plots_and_reports(old_run, cli):
