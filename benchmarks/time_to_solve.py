@@ -14,6 +14,7 @@ are side by side on one machine.
 
     python benchmarks/time_to_solve.py                          # all envs, seeds 0-9 (hours on 2 cores)
     python benchmarks/time_to_solve.py --envs CartPole-v1 --seeds 0 1 2 3 4 5 6 7 8 9
+    python benchmarks/time_to_solve.py --envs Acrobot-v1 --update   # add Acrobot's rows to the saved results
     python benchmarks/time_to_solve.py --smoke                  # tiny budgets: checks that it runs
 
 Writes benchmarks/results/time_to_solve.{md,json} (smoke: benchmarks/results/smoke/).
@@ -111,6 +112,18 @@ def worker_sb3(env_id: str, seed: int, smoke: bool) -> dict:
                         budget=steps)
 
 
+def cpu_name() -> str:
+    """The CPU's model name (timings from different machines are not comparable: the table says which)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or "unknown"
+
+
 def summarize(results: list[dict]) -> str:
     rows = []
     for env_id in THRESHOLD:
@@ -125,10 +138,11 @@ def summarize(results: list[dict]) -> str:
                          f"{min(secs):.1f}–{max(secs):.1f}" if secs else "-",
                          f"{statistics.median(steps):,.0f}" if steps else "-",
                          f"{statistics.mean(r['eval_s'] for r in runs):.1f}",
-                         f"{statistics.mean(r['process_wall_s'] for r in runs):.1f}"])
+                         f"{statistics.mean(r['process_wall_s'] for r in runs):.1f}",
+                         ", ".join(sorted({r.get("cpu", "not recorded") for r in runs}))])
     return C.markdown_table(["env", "greedy mean", "contender", "solved", "median train s to solve",
                              "range (solved seeds)", "median env steps", "eval s / run (excluded)",
-                             "process wall s / run"], rows)
+                             "process wall s / run", "CPU"], rows)
 
 
 def main() -> None:
@@ -138,6 +152,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     p.add_argument("--no-sb3", action="store_true", help="dqnkit's presets only")
     p.add_argument("--smoke", action="store_true", help=f"{SMOKE_STEPS} env steps: checks that it runs")
+    p.add_argument("--update", action="store_true",
+                   help="keep the saved runs of other envs, contenders and seeds, replacing those run now")
     p.add_argument("--worker", nargs=2, metavar=("ENV", "CONTENDER"), help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -147,7 +163,7 @@ def main() -> None:
         env_id, who = args.worker
         rec = worker_sb3(env_id, args.seed, args.smoke) if who == "sb3" else \
             worker_dqnkit(env_id, who, args.seed, args.smoke)
-        print(json.dumps(rec))
+        print(json.dumps({**rec, "cpu": cpu_name()}))
         return
     if args.smoke:
         args.seeds = args.seeds[:1]
@@ -159,12 +175,17 @@ def main() -> None:
             for who in (mine if i % 2 == 0 else mine[::-1]):  # who goes first flips from seed to seed
                 jobs.append(["--worker", *who, "--seed", str(seed), *smoke])
     results = C.run_many(Path(__file__).resolve(), jobs, jobs=1)
+    out = C.results_dir(args.smoke)
+    if args.update and (out / "time_to_solve.json").exists():
+        key = lambda r: (r.get("env"), r.get("contender"), r.get("seed"))  # noqa: E731
+        fresh = {key(r) for r in results if "error" not in r}
+        saved = json.loads((out / "time_to_solve.json").read_text())["runs"]
+        results = [r for r in saved if "error" not in r and key(r) not in fresh] + results
     ok = [r for r in results if "error" not in r]
     table = summarize(ok)
     text = (f"# Time to solve\n\n{table}\n\nTraining seconds until the first greedy evaluation ({EPISODES} episodes, "
             f"reset seeds from {EVAL_SEED}) at or above the threshold, evaluation time excluded; evaluations every "
             f"{', '.join(f'{k} {v:,}' for k, v in EVERY.items())} env steps. One torch thread, one run at a time.\n")
-    out = C.results_dir(args.smoke)
     (out / "time_to_solve.md").write_text(text)
     C.write_json(out / "time_to_solve.json", {"machine": C.machine_info(), "args": vars(args), "runs": results})
     print(text)
