@@ -98,8 +98,8 @@ class BatchedQNetwork(nn.Module):
     # --- forward ---------------------------------------------------------------------------
     def _run(self, plan: list[tuple[str, str]], x: torch.Tensor) -> torch.Tensor:
         for kind, name in plan:
-            if kind == "relu":
-                x = x.relu()
+            if kind == "relu":  # x is a fresh layer output here: in place where autograd needs no copy
+                x = x.relu() if torch.is_grad_enabled() else x.relu_()
             elif kind == "linear":
                 x = stacked_linear(x, self.p(name + ".weight"), self.p(name + ".bias"))
             elif kind == "layernorm":

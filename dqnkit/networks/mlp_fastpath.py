@@ -13,21 +13,39 @@ autograd on random nets and batches, for Huber and MSE, with and without IS weig
 """
 from __future__ import annotations
 
+import platform
+
 import torch
 from torch import nn
 
 # A forward without gradients over more rows than ROW_CHUNK (a training round's target pass: gradient_steps x
 # batch_size next observations) runs in chunks of that many rows, so that each layer's activations stay in
-# cache, and its linear layers go through oneDNN's matmul where torch has it on the CPU: on a 2-core AMD EPYC
-# it ran a 256x256 layer over 1,024-8,192 rows at 1.3-2.2x the rate of MKL's addmm (benchmarks/matmul_rate.py),
-# while over 64 rows the two are equal. Results equal addmm's to float rounding.
+# cache. On AMD CPUs its linear layers go through oneDNN's matmul instead of MKL's addmm: on 2-core AMD EPYC VMs
+# oneDNN ran a 256x256 layer over 1,024-8,192 rows at 1.3-2.2x MKL's rate (benchmarks/matmul_rate.py), while on
+# an Intel Xeon (family 6, model 167) MKL was the faster, at 1.1-1.5x oneDNN's (and a population's baddbmm
+# 1.5-2.2x oneDNN member by member), so elsewhere addmm stays. Results equal addmm's to float rounding; the
+# choice depends on the CPU only, so a run and its resume on one machine take the same kernels.
 ROW_CHUNK = 1024
-ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch._C._nn, "mkldnn_linear")
+ONEDNN_AVAILABLE = torch.backends.mkldnn.is_available() and hasattr(torch._C._nn, "mkldnn_linear")
+
+
+def _cpu_vendor() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+ONEDNN = ONEDNN_AVAILABLE and _cpu_vendor() == "AuthenticAMD"
 
 
 def onednn_pays(x: torch.Tensor, rows: int) -> bool:
     """Whether a linear layer over ``rows`` rows of ``x`` goes through oneDNN: 256 rows or more of float32 on
-    the CPU, without gradients."""
+    an AMD CPU (see ``ONEDNN``), without gradients."""
     return ONEDNN and rows >= 256 and x.device.type == "cpu" and x.dtype == torch.float32 \
         and not torch.is_grad_enabled()
 
