@@ -103,6 +103,7 @@ def run(args: argparse.Namespace, code: str, pythonpath: str | None) -> dict:
 
 
 def summarize(runs: list[dict]) -> str:
+    """One row per code: env steps/s over all its runs, and milliseconds per env step by part."""
     rows = []
     for code in dict.fromkeys(r["code"] for r in runs):
         mine = [r for r in runs if r["code"] == code]
@@ -110,8 +111,8 @@ def summarize(runs: list[dict]) -> str:
         train = sum(r["train_s"] for r in mine)
         parts = {k: sum(r["parts_s"][k] for r in mine) for k in PARTS}
         other = train - sum(parts.values())
-        ms = lambda s: round(s / steps * 1e3, 3)  # noqa: E731
-        rows.append([code, len(mine), round(steps / train, 1), *[ms(parts[k]) for k in PARTS], ms(other),
+        ms = lambda s: f"{s / steps * 1e3:.2f}"  # noqa: E731
+        rows.append([code, len(mine), f"{steps / train:.1f}", *[ms(parts[k]) for k in PARTS], ms(other),
                      ms(train)])
     return C.markdown_table(["code", "runs", "env steps/s", *[f"{k} ms" for k in PARTS], "other ms",
                              "total ms per env step"], rows)

@@ -14,6 +14,10 @@ models ``train_freq`` 4 with ``num_envs`` 2 (one forward acts for 2 env steps): 
 plus half an acting forward, emulator and replay not included. The presets run one env, which adds the
 other half of an acting forward.
 
+A second table says how near the CPU's limit the update is: each layer's forward and backward alone at
+batch 32 (channels-last, as dqnkit runs them), in GFLOP/s, beside a 2048x2048 matmul's GFLOP/s on as many
+threads (about the most this CPU's float32 units deliver through MKL).
+
     python benchmarks/atari_update.py                 # about a minute on 2 cores
 
 Writes benchmarks/results/atari_update.{md,json}.
@@ -84,6 +88,51 @@ def measure(threads: int, layout: str, n_updates: int) -> dict:
             "act_ms": round(act_ms, 3), "per_env_step_ms": round(update_ms / 4 + act_ms / 2, 2)}
 
 
+LAYERS = [  # the Nature CNN's layers at batch 32: name, input shape (C, H, W), out channels, kernel, stride
+    ("conv1 8x8/4", (4, 84, 84), 32, 8, 4), ("conv2 4x4/2", (32, 20, 20), 64, 4, 2),
+    ("conv3 3x3/1", (64, 9, 9), 64, 3, 1)]
+
+
+def timed_ms(fn, n: int) -> float:
+    for _ in range(5):
+        fn()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t0) / n * 1e3
+
+
+def layer_rates(threads: int, n: int) -> list[dict]:
+    """GFLOP/s of each layer's forward and backward alone (2 flops per multiply-add), and of a large matmul."""
+    import torch.nn.functional as F
+    torch.set_num_threads(threads)
+    rows, cl = [], torch.channels_last
+    for name, (c, h, w), out, k, stride in LAYERS:
+        x = torch.randn(32, c, h, w).contiguous(memory_format=cl)
+        weight = torch.randn(out, c, k, k).contiguous(memory_format=cl).requires_grad_()
+        bias = torch.zeros(out, requires_grad=True)
+        x.requires_grad_(name != LAYERS[0][0])  # the first layer needs no input gradient
+        y = F.conv2d(x, weight, bias, stride=stride)
+        macs = y.numel() * c * k * k
+        g = torch.randn_like(y)
+        fwd = timed_ms(lambda: F.conv2d(x, weight, bias, stride=stride), n)
+        both = timed_ms(lambda: F.conv2d(x, weight, bias, stride=stride).backward(g), n)
+        bwd_macs = macs * (2 if x.requires_grad else 1)
+        rows.append({"threads": threads, "layer": name, "forward_ms": round(fwd, 3),
+                     "forward_gflops": round(2 * macs / fwd / 1e6, 1), "backward_ms": round(both - fwd, 3),
+                     "backward_gflops": round(2 * bwd_macs / (both - fwd) / 1e6, 1)})
+    fc_x, fc_w = torch.randn(32, 3136), torch.randn(512, 3136)
+    fc = timed_ms(lambda: fc_x @ fc_w.t(), 20 * n)
+    rows.append({"threads": threads, "layer": "fc 3136->512 (forward)", "forward_ms": round(fc, 3),
+                 "forward_gflops": round(2 * 32 * 3136 * 512 / fc / 1e6, 1), "backward_ms": None,
+                 "backward_gflops": None})
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    mm = timed_ms(lambda: a @ b, max(3, n // 4))
+    rows.append({"threads": threads, "layer": "matmul 2048x2048x2048 (reference)", "forward_ms": round(mm, 3),
+                 "forward_gflops": round(2 * 2048 ** 3 / mm / 1e6, 1), "backward_ms": None, "backward_gflops": None})
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -97,9 +146,17 @@ def main() -> None:
          "learner + acting ms per env step"],
         [[r["threads"], r["layout"], r["update_ms"],
           f"{base / r['update_ms']:.2f}x", r["act_ms"], r["per_env_step_ms"]] for r in rows])
+    rates = [r for t in args.threads for r in layer_rates(t, args.updates)]
+    rate_table = C.markdown_table(
+        ["torch threads", "layer (batch 32, channels-last)", "forward ms", "forward GFLOP/s", "backward ms",
+         "backward GFLOP/s"],
+        [[r["threads"], r["layer"], r["forward_ms"], r["forward_gflops"], r["backward_ms"] or "-",
+          r["backward_gflops"] or "-"] for r in rates])
     out = C.results_dir(False)
-    C.write_json(out / "atari_update.json", {"machine": C.machine_info(), "args": vars(args), "rows": rows})
-    text = f"# Nature CNN update on CPU\n\n`python benchmarks/atari_update.py`\n\n{table}\n"
+    C.write_json(out / "atari_update.json", {"machine": C.machine_info(), "args": vars(args), "rows": rows,
+                                             "layer_rates": rates})
+    text = (f"# Nature CNN update on CPU\n\n`python benchmarks/atari_update.py {' '.join(sys.argv[1:])}`".rstrip()
+            + f"\n\n{table}\n\n## Each layer alone, against a large matmul\n\n{rate_table}\n")
     (out / "atari_update.md").write_text(text)
     print(text)
 
