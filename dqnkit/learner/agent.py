@@ -79,6 +79,9 @@ class Agent:
                                input_scale=input_scale, layer_norm=cfg.layer_norm, custom=custom,
                                whole=cfg.q_network_role == "q_network" and custom is not None,
                                dueling_aggregation=cfg.dueling_aggregation).to(self.device)
+        # acting may skip the forward when every env explores; a user's network always runs it, since its forward
+        # may draw from torch's generator or update state (Dropout, BatchNorm)
+        self.act_may_skip = custom is None
         self.target = copy.deepcopy(self.online)
         self.target.requires_grad_(False)
         self.optimizer = make_optimizer(cfg, self.online.parameters(), self.device)
@@ -127,7 +130,7 @@ class Agent:
         elif self.cfg.exploration == "epsilon":
             # the exploring draws come first (as epsilon_greedy draws them): no forward when every env explores
             explored = epsilon_draws(len(obs), epsilon, self.n_actions, rng, mask)
-            if explored[0] is not None and explored[0].all():
+            if self.act_may_skip and explored[1] is not None and explored[0].all():
                 return explored[1]
         q = self.online.q_values(self._obs_tensor(obs))
         if self.cfg.exploration != "epsilon":

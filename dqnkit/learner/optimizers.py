@@ -22,9 +22,10 @@ def make_optimizer(cfg: Config, params, device: torch.device) -> torch.optim.Opt
 def match_param_layouts(optimizer: torch.optim.Optimizer) -> None:
     """Give each loaded per-parameter state tensor (Adam's moments) its parameter's memory layout.
 
-    Checkpoints store contiguous copies, but the Nature CNN's weights are channels-last; a fused or foreach
-    optimizer step walks parameter and state in storage order, so a state tensor in another layout would pair
-    each weight with another weight's moment."""
+    Checkpoints store contiguous copies, but the Nature CNN's weights are channels-last, and torch's fused CPU
+    Adam/AdamW step walks parameter, gradient and moments in storage order: a moment in another layout would be
+    paired with another weight, silently (tests/networks/test_nature_cnn.py caught it on resume). Matching the
+    layouts keeps every optimizer path right without relying on how each one treats mixed strides."""
     for param, state in optimizer.state.items():
         for name, value in state.items():
             if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():

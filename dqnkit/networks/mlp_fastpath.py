@@ -40,7 +40,7 @@ def _cpu_vendor() -> str:
     return platform.processor()
 
 
-ONEDNN = ONEDNN_AVAILABLE and _cpu_vendor() == "AuthenticAMD"
+ONEDNN = ONEDNN_AVAILABLE and "AuthenticAMD" in _cpu_vendor()  # Windows: "AMD64 Family ..., AuthenticAMD"
 
 
 def onednn_pays(x: torch.Tensor, rows: int) -> bool:

@@ -160,3 +160,16 @@ def test_a_yaml_config_names_the_network(nets, tmp_path):
     file.write_text("CartPole-v1:\n  q_network: my_nets:Torso\n  q_network_kwargs: {hidden: 8}\n  dueling: true\n")
     cfg = config_from_zoo({**read_config_file(file, "CartPole-v1"), "env_id": "CartPole-v1"})
     assert (cfg.q_network, cfg.q_network_kwargs, cfg.dueling) == ("my_nets:Torso", {"hidden": 8}, True)
+
+
+def test_a_custom_network_runs_its_acting_forward_even_when_every_env_explores(nets):
+    """dqnkit's own networks skip the acting forward when epsilon-greedy explores in every env; a user's network
+    may draw from torch's generator or update state in its forward (Dropout, BatchNorm), so it always runs."""
+    model = DQN("CartPole-v1", q_network="my_nets:Torso", **TINY)
+    agent = model.trainer.agent
+    calls = []
+    agent.online.register_forward_hook(lambda *_: calls.append(1))
+    obs = np.zeros((1, 4), dtype=np.float32)
+    agent.act(obs, 1.0, np.random.default_rng(0))
+    assert len(calls) == 1 and not agent.act_may_skip
+    assert DQN("CartPole-v1", **TINY).trainer.agent.act_may_skip
