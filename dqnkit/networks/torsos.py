@@ -69,6 +69,9 @@ class NatureCNN(nn.Module):
             nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
             nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(), nn.Flatten(1))
         self.conv.to(memory_format=torch.channels_last)
+        # the layers after the first, as a plain tuple (not registered twice; slicing the Sequential in forward
+        # would build a new module on every call)
+        self._after_first = tuple(self.conv)[1:]
         with torch.no_grad():
             self.out_dim = int(self(torch.zeros(1, *in_shape, dtype=torch.uint8)).shape[1])
 
@@ -76,4 +79,6 @@ class NatureCNN(nn.Module):
         first = self.conv[0]
         x = x.to(dtype=first.weight.dtype, memory_format=torch.channels_last)
         h = F.conv2d(x, first.weight * (1.0 / 255.0), first.bias, stride=first.stride)
-        return self.conv[1:](h)
+        for layer in self._after_first:
+            h = layer(h)
+        return h

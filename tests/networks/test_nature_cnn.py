@@ -1,5 +1,7 @@
 """The Nature CNN's fast layout (channels-last weights, the 1/255 scale on the first layer's weights)
 against the textbook network, and exact resume of a CNN agent through a safetensors round trip."""
+import copy
+
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
@@ -34,6 +36,10 @@ def test_nature_cnn_matches_the_textbook_forward_and_gradients():
     grads_slow = torch.autograd.grad(textbook(net, x), list(net.parameters()), g)
     for a, b in zip(grads_fast, grads_slow):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    twin = copy.deepcopy(net)  # the target net: its forward must run its own layers, not the original's
+    assert all(a is b for a, b in zip(twin._after_first, list(twin.conv)[1:]))
+    keys = {f"conv.{i}.{k}" for i in (0, 2, 4) for k in ("weight", "bias")}
+    assert set(twin.state_dict()) == set(net.state_dict()) == keys
 
 
 def _agent() -> Agent:
