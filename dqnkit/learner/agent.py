@@ -14,7 +14,7 @@ import torch
 
 from dqnkit.config import Config
 from dqnkit.errors import ConfigError
-from dqnkit.learner.explore import epsilon_draws, epsilon_greedy, explore, with_exploration
+from dqnkit.learner.explore import epsilon_draws, explore, with_exploration
 from dqnkit.learner.losses import categorical_loss, categorical_projection, masked_q, td_target, value_loss
 from dqnkit.learner.optimizers import make_optimizer, match_param_layouts
 from dqnkit.networks import QNetwork
@@ -126,21 +126,18 @@ class Agent:
         noisy), or the config's Boltzmann exploration at ``temperature``. ``mask`` (N, |A|) bool: the allowed
         actions, for the argmax and the exploring actions alike."""
         if self.cfg.noisy:
-            self.online.reset_noise(self.noise_gen)
-        elif self.cfg.exploration == "epsilon":
-            # the exploring draws come first (as epsilon_greedy draws them): no forward when every env explores
-            explored = epsilon_draws(len(obs), epsilon, self.n_actions, rng, mask)
-            if self.act_may_skip and explored[1] is not None and explored[0].all():
-                return explored[1]
-        q = self.online.q_values(self._obs_tensor(obs))
+            self.online.reset_noise(self.noise_gen)  # from its own generator: rng's draws are unaffected
         if self.cfg.exploration != "epsilon":
+            q = self.online.q_values(self._obs_tensor(obs))
             return explore(q.cpu().numpy(), self.cfg.exploration, epsilon, temperature, rng, mask)
+        # epsilon_greedy's draws, taken before the forward (which draws nothing from rng): none when every env explores
+        exploring, random_actions = epsilon_draws(len(obs), epsilon, self.n_actions, rng, mask)
+        if self.act_may_skip and random_actions is not None and exploring.all():
+            return random_actions
+        q = self.online.q_values(self._obs_tensor(obs))
         if mask is not None:
             q = masked_q(q, torch.as_tensor(mask, device=self.device))
-        greedy = q.argmax(dim=1).cpu().numpy()
-        if self.cfg.noisy:
-            return epsilon_greedy(greedy, epsilon, self.n_actions, rng, mask)
-        return with_exploration(greedy, *explored)
+        return with_exploration(q.argmax(dim=1).cpu().numpy(), exploring, random_actions)
 
     # --- learning ----------------------------------------------------------------------
     def train_round(self, buffer, n_updates: int, batch_size: int, beta: float) -> Iterator[dict[str, torch.Tensor]]:
