@@ -220,12 +220,24 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def cpu_name() -> str:
+    """The CPU's model name: timings from different machines are not comparable, so results say which."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def machine_info() -> dict[str, Any]:
     import gymnasium
     import torch
 
     import dqnkit
-    info = {"python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
+    info = {"python": platform.python_version(), "platform": platform.platform(), "cpu": cpu_name(),
+            "cpu_count": os.cpu_count(),
             "torch": torch.__version__, "gymnasium": gymnasium.__version__, "dqnkit": dqnkit.__version__,
             "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     try:

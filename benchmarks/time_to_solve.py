@@ -112,18 +112,6 @@ def worker_sb3(env_id: str, seed: int, smoke: bool) -> dict:
                         budget=steps)
 
 
-def cpu_name() -> str:
-    """The CPU's model name (timings from different machines are not comparable: the table says which)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or "unknown"
-
-
 def summarize(results: list[dict]) -> str:
     rows = []
     for env_id in THRESHOLD:
@@ -163,7 +151,7 @@ def main() -> None:
         env_id, who = args.worker
         rec = worker_sb3(env_id, args.seed, args.smoke) if who == "sb3" else \
             worker_dqnkit(env_id, who, args.seed, args.smoke)
-        print(json.dumps({**rec, "cpu": cpu_name()}))
+        print(json.dumps({**rec, "cpu": C.cpu_name()}))
         return
     if args.smoke:
         args.seeds = args.seeds[:1]
