@@ -1,7 +1,7 @@
-"""A forward over many rows without gradients (a round's target pass) runs in row chunks and, on the CPU,
-through oneDNN's linear on AMD CPUs (forced on and off here, whatever the CPU): it must equal the QNetwork's own forward to float rounding, for a single plain MLP
-(mlp_fastpath.mlp_outputs, which the Agent's target passes take) and for a population's stacked nets with
-every head."""
+"""A forward over many rows without gradients (a round's target pass) runs in row chunks and, on AMD CPUs,
+through oneDNN's linear (forced on and off here, whatever the CPU): it must equal the QNetwork's own forward
+to float rounding, for a single plain MLP (mlp_fastpath.mlp_outputs, which the Agent's target passes take)
+and for a population's stacked nets with every head."""
 import pytest
 import torch
 
