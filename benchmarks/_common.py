@@ -222,13 +222,8 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
 
 def cpu_name() -> str:
     """The CPU's model name: timings from different machines are not comparable, so results say which."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    from dqnkit.networks.mlp_fastpath import cpuinfo_field
+    return cpuinfo_field("model name") or platform.processor() or "unknown"
 
 
 def machine_info() -> dict[str, Any]:

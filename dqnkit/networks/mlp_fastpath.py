@@ -29,18 +29,22 @@ ROW_CHUNK = 1024
 ONEDNN_AVAILABLE = torch.backends.mkldnn.is_available() and hasattr(torch._C._nn, "mkldnn_linear")
 
 
-def _cpu_vendor() -> str:
+def cpuinfo_field(key: str) -> str | None:
+    """The value of ``key`` (``vendor_id``, ``model name``) for the first CPU in /proc/cpuinfo; None where there is
+    no such file or line (not Linux)."""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
+                name, _, value = line.partition(":")
+                if name.strip() == key:
+                    return value.strip()
     except OSError:
         pass
-    return platform.processor()
+    return None
 
 
-ONEDNN = ONEDNN_AVAILABLE and "AuthenticAMD" in _cpu_vendor()  # Windows: "AMD64 Family ..., AuthenticAMD"
+# Windows' platform.processor(): "AMD64 Family ..., AuthenticAMD"
+ONEDNN = ONEDNN_AVAILABLE and "AuthenticAMD" in (cpuinfo_field("vendor_id") or platform.processor())
 
 
 def onednn_pays(x: torch.Tensor, rows: int) -> bool:
