@@ -220,6 +220,16 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def timed_ms(fn: Callable[[], Any], n: int, warmup: int = 5) -> float:
+    """Milliseconds per call of ``fn`` over ``n`` calls, after ``warmup`` calls that are not timed."""
+    for _ in range(warmup):
+        fn()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t0) / n * 1e3
+
+
 def cpu_name() -> str:
     """The CPU's model name: timings from different machines are not comparable, so results say which."""
     from dqnkit.networks.mlp_fastpath import cpuinfo_field

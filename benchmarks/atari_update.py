@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -73,17 +72,8 @@ def measure(threads: int, layout: str, n_updates: int) -> dict:
     def act() -> None:
         agent.act(act_obs, 0.0, rng)
 
-    for fn in (update, act):
-        for _ in range(5):
-            fn()
-    t0 = time.perf_counter()
-    for _ in range(n_updates):
-        update()
-    update_ms = (time.perf_counter() - t0) / n_updates * 1e3
-    t0 = time.perf_counter()
-    for _ in range(5 * n_updates):
-        act()
-    act_ms = (time.perf_counter() - t0) / (5 * n_updates) * 1e3
+    update_ms = C.timed_ms(update, n_updates)
+    act_ms = C.timed_ms(act, 5 * n_updates)
     return {"threads": threads, "layout": layout, "update_ms": round(update_ms, 2),
             "act_ms": round(act_ms, 3), "per_env_step_ms": round(update_ms / 4 + act_ms / 2, 2)}
 
@@ -91,15 +81,6 @@ def measure(threads: int, layout: str, n_updates: int) -> dict:
 LAYERS = [  # the Nature CNN's layers at batch 32: name, input shape (C, H, W), out channels, kernel, stride
     ("conv1 8x8/4", (4, 84, 84), 32, 8, 4), ("conv2 4x4/2", (32, 20, 20), 64, 4, 2),
     ("conv3 3x3/1", (64, 9, 9), 64, 3, 1)]
-
-
-def timed_ms(fn, n: int) -> float:
-    for _ in range(5):
-        fn()
-    t0 = time.perf_counter()
-    for _ in range(n):
-        fn()
-    return (time.perf_counter() - t0) / n * 1e3
 
 
 def layer_rates(threads: int, n: int) -> list[dict]:
@@ -115,19 +96,19 @@ def layer_rates(threads: int, n: int) -> list[dict]:
         y = F.conv2d(x, weight, bias, stride=stride)
         macs = y.numel() * c * k * k
         g = torch.randn_like(y)
-        fwd = timed_ms(lambda: F.conv2d(x, weight, bias, stride=stride), n)
-        both = timed_ms(lambda: F.conv2d(x, weight, bias, stride=stride).backward(g), n)
+        fwd = C.timed_ms(lambda: F.conv2d(x, weight, bias, stride=stride), n)
+        both = C.timed_ms(lambda: F.conv2d(x, weight, bias, stride=stride).backward(g), n)
         bwd_macs = macs * (2 if x.requires_grad else 1)
         rows.append({"threads": threads, "layer": name, "forward_ms": round(fwd, 3),
                      "forward_gflops": round(2 * macs / fwd / 1e6, 1), "backward_ms": round(both - fwd, 3),
                      "backward_gflops": round(2 * bwd_macs / (both - fwd) / 1e6, 1)})
     fc_x, fc_w = torch.randn(32, 3136), torch.randn(512, 3136)
-    fc = timed_ms(lambda: fc_x @ fc_w.t(), 20 * n)
+    fc = C.timed_ms(lambda: fc_x @ fc_w.t(), 20 * n)
     rows.append({"threads": threads, "layer": "fc 3136->512 (forward)", "forward_ms": round(fc, 3),
                  "forward_gflops": round(2 * 32 * 3136 * 512 / fc / 1e6, 1), "backward_ms": None,
                  "backward_gflops": None})
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    mm = timed_ms(lambda: a @ b, max(3, n // 4))
+    mm = C.timed_ms(lambda: a @ b, max(3, n // 4))
     rows.append({"threads": threads, "layer": "matmul 2048x2048x2048 (reference)", "forward_ms": round(mm, 3),
                  "forward_gflops": round(2 * 2048 ** 3 / mm / 1e6, 1), "backward_ms": None, "backward_gflops": None})
     return rows

@@ -9,19 +9,18 @@ The figure behind the README's speed notes (how far an update is from this CPU's
 """
 from __future__ import annotations
 
-import time
+import sys
+from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
 
 def rate(fn, flop: float) -> float:
-    for _ in range(3):
-        fn()
-    reps = max(5, int(3e9 / flop))
-    t = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    return flop / ((time.perf_counter() - t) / reps) / 1e9
+    """GFLOP/s of ``fn``, which does ``flop`` floating-point operations, timed over about 3 GFLOP of calls."""
+    return flop / C.timed_ms(fn, max(5, int(3e9 / flop)), warmup=3) / 1e6
 
 
 def main() -> None:
