@@ -65,7 +65,9 @@ def test_killed_actor_restarts_and_no_chunk_is_counted_twice(tmp_path):
     ray = pytest.importorskip("ray")
     # The run may go to 6000 steps but stops at 1500 or later once the restarted actor has delivered a chunk:
     # on a busy machine the new process can come up after actor 0 alone has made the remaining steps.
-    cfg = apex_cfg(total_timesteps=6000)
+    # Each shard (buffer_size / actors) must hold every step the run can make, or the count check below fails
+    # when actor 0 alone makes more steps than its shard holds (seen in CI: 2,050 steps into a 2,000-slot shard).
+    cfg = apex_cfg(total_timesteps=6000, buffer_size=12000)
     trainer = ApexTrainer(cfg, tmp_path / "run", verbosity="quiet")
     killed = {}
 
